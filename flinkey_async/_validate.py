@@ -1,0 +1,73 @@
+"""Client-side argument checks shared by every resource (pure; each failure raises
+:class:`~flinkey_async.errors.ValidationError`, which is also a ``ValueError``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .errors import ValidationError
+from .models import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
+
+__all__ = ["check_aware", "check_id", "check_lifetimes", "check_window"]
+
+
+def check_id(value: Any, argument: str) -> int:
+    """A database id: an ``int`` (not ``bool``) greater than 0."""
+    if type(value) is not int:
+        raise ValidationError(argument,
+                              f"must be an int id, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValidationError(argument, f"must be a positive id, got {value}")
+    return value
+
+
+def check_aware(value: Any, argument: str) -> datetime:
+    """A timezone-aware ``datetime``."""
+    if not isinstance(value, datetime):
+        raise ValidationError(argument, f"must be a datetime, got {type(value).__name__}")
+    if value.utcoffset() is None:
+        raise ValidationError(
+            argument, "naive datetime: give it a timezone, e.g. datetime(..., tzinfo=UTC)"
+        )
+    return value
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    """``end`` (when given) must be after ``start`` (compared at whole-second wire precision)."""
+    if start is None or end is None:
+        return
+    if end.replace(microsecond=0) <= start.replace(microsecond=0):
+        raise ValidationError(
+            "end", f"must be after start ({end.isoformat()} <= {start.isoformat()})")
+
+
+def check_lifetimes(lifetime: Any, renewable_after: Any) -> None:
+    """The lifetime rules, inclusive as decided for the SDK:
+
+    ``604800 <= lifetime <= 2419200`` (7 to 28 days, in seconds) and
+    ``0 < renewable_after < lifetime`` (the documented default lifetime, 604800, when
+    ``lifetime`` is not given). The server has the final word; its verdict arrives by webhook.
+    """
+    if lifetime is not None:
+        if type(lifetime) is not int:
+            raise ValidationError(
+                "lifetime", f"must be an int (seconds), got {type(lifetime).__name__}")
+        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+            raise ValidationError(
+                "lifetime",
+                f"must be between {MIN_LIFETIME} (7 days) and {MAX_LIFETIME} (28 days) seconds, "
+                f"got {lifetime}",
+            )
+    if renewable_after is not None:
+        if type(renewable_after) is not int:
+            raise ValidationError(
+                "renewable_after", f"must be an int (seconds), got {type(renewable_after).__name__}"
+            )
+        limit = lifetime if lifetime is not None else DEFAULT_LIFETIME
+        if not 0 < renewable_after < limit:
+            raise ValidationError(
+                "renewable_after",
+                f"must be greater than 0 and less than the lifetime ({limit}), "
+                f"got {renewable_after}",
+            )

@@ -1,0 +1,325 @@
+"""Exception hierarchy of flinkey_async.
+
+Everything the SDK raises derives from :class:`FlinkeyError`:
+
+``FlinkeyError``
+    ``ValidationError`` (also a ``ValueError``): an argument was rejected before anything was sent.
+    ``FlinkeyApiError``: the API answered with a non-2xx status. Carries ``status``, ``message``
+    and ``trace_id``. One subclass per documented status:
+    ``BadRequestError`` (400), ``AuthenticationError`` (401; split into ``InvalidApiKeyError``
+    and ``InvalidTokenError``), ``PermissionDeniedError`` (403), ``NotFoundError`` (404),
+    ``ConflictError`` (409), ``UnsupportedMediaTypeError`` (415), ``RateLimitError`` (429, with
+    ``retry_after``), ``ServerError`` (5xx).
+    ``DecodeError``: a 2xx body did not have the documented shape.
+    ``TransportError``: the request did not complete (connection refused or reset, ...);
+    ``RequestTimeoutError`` when it timed out.
+    ``OperationError``: an asynchronous write was not confirmed as applied
+    (``OperationFailedError`` with the server's ``errorMessage``, ``OperationTimeoutError``).
+    ``WebhookError``: an incoming webhook was rejected (``WebhookAuthenticationError``,
+    ``WebhookPayloadError``).
+
+:func:`from_response` is pure: it maps a status line, headers and body to the right exception, so
+it can be tested (and reused by other transports) without any I/O. Exception texts never contain
+request headers, so credentials cannot leak through them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "DecodeError",
+    "FlinkeyApiError",
+    "FlinkeyError",
+    "InvalidApiKeyError",
+    "InvalidTokenError",
+    "NotFoundError",
+    "OperationError",
+    "OperationFailedError",
+    "OperationTimeoutError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransportError",
+    "UnsupportedMediaTypeError",
+    "ValidationError",
+    "WebhookAuthenticationError",
+    "WebhookError",
+    "WebhookPayloadError",
+    "excerpt",
+    "from_response",
+    "parse_retry_after",
+]
+
+#: How many characters of an unexpected body an exception shows.
+EXCERPT_CHARS = 200
+
+
+class FlinkeyError(Exception):
+    """Base class of every exception raised by flinkey_async."""
+
+
+class ValidationError(FlinkeyError, ValueError):
+    """An argument was rejected on the client side; nothing was sent.
+
+    ``argument`` names the offending argument (for example ``"lifetime"`` or ``"end"``).
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        self.message = message
+        super().__init__(f"{argument}: {message}")
+
+
+class FlinkeyApiError(FlinkeyError):
+    """The API answered with a non-2xx status.
+
+    Attributes:
+        status: the HTTP status code (from the status line, never from the body).
+        message: the server's message, or the raw body text when it had no message field.
+        trace_id: the ``traceId`` of a problem-details body, when the server sent one.
+        method, path: what was requested (no query string, no headers), when known.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        trace_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.trace_id = trace_id
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f" on {self.method} {self.path}" if self.method and self.path else ""
+        trace = f" (trace id {self.trace_id})" if self.trace_id else ""
+        return f"HTTP {self.status}{where}: {self.message or '<empty body>'}{trace}"
+
+
+class BadRequestError(FlinkeyApiError):
+    """400: the server rejected the request as invalid."""
+
+
+class AuthenticationError(FlinkeyApiError):
+    """401: the API key or the access token was rejected."""
+
+
+class InvalidApiKeyError(AuthenticationError):
+    """401 with "invalid subscription key": check the ``flinkey-API-Key``."""
+
+
+class InvalidTokenError(AuthenticationError):
+    """401 with "Access token is missing or invalid": the bearer token was rejected."""
+
+
+class PermissionDeniedError(FlinkeyApiError):
+    """403: the credentials are valid but not allowed to do this."""
+
+
+class NotFoundError(FlinkeyApiError):
+    """404: the manager, customer, car, user or assignment does not exist (see ``message``)."""
+
+
+class ConflictError(FlinkeyApiError):
+    """409: the request conflicts with the current state."""
+
+
+class UnsupportedMediaTypeError(FlinkeyApiError):
+    """415: a body was sent without ``Content-Type: application/json``."""
+
+
+class RateLimitError(FlinkeyApiError):
+    """429: rate limit exceeded. ``retry_after`` is the wait in seconds the server asked for,
+    from the ``Retry-After`` header or the "Try again in N seconds" text, else ``None``."""
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None,
+                 trace_id: str | None = None, method: str | None = None,
+                 path: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, message, trace_id=trace_id, method=method, path=path)
+
+
+class ServerError(FlinkeyApiError):
+    """5xx: the server failed."""
+
+
+class DecodeError(FlinkeyError):
+    """A response body (or webhook body) did not have the documented shape.
+
+    ``excerpt`` holds at most the first 200 characters of the body, for diagnosis.
+    """
+
+    def __init__(self, message: str, *, body: bytes | str | None = None) -> None:
+        self.excerpt = excerpt(body) if body is not None else None
+        text = message if self.excerpt is None else f"{message}; body starts: {self.excerpt!r}"
+        super().__init__(text)
+
+
+class TransportError(FlinkeyError):
+    """The request could not be completed (DNS, connection refused or reset, ...)."""
+
+
+class RequestTimeoutError(TransportError):
+    """The request timed out."""
+
+
+class OperationError(FlinkeyError):
+    """An asynchronous write (create, update, delete) was not confirmed as applied."""
+
+
+class OperationFailedError(OperationError):
+    """flinkey reported that an asynchronous write failed; ``error_message`` is its reason and
+    ``event`` the webhook event (or ``None`` when the failure was observed by polling)."""
+
+    def __init__(self, description: str, error_message: str | None, event: Any = None) -> None:
+        self.description = description
+        self.error_message = error_message
+        self.event = event
+        super().__init__(f"{description} failed: {error_message or 'no reason given'}")
+
+
+class OperationTimeoutError(OperationError, TimeoutError):
+    """No confirmation of an asynchronous write arrived in time."""
+
+
+class WebhookError(FlinkeyError):
+    """An incoming webhook request was rejected."""
+
+
+class WebhookAuthenticationError(WebhookError):
+    """The webhook's ``Secret`` header was missing or wrong."""
+
+
+class WebhookPayloadError(WebhookError, DecodeError):
+    """The webhook body was malformed, oversized or of an unknown shape."""
+
+
+_BY_STATUS: dict[int, type[FlinkeyApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    415: UnsupportedMediaTypeError,
+    429: RateLimitError,
+}
+
+_TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+
+
+def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+    """The first ``limit`` characters of a body, decoded leniently."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def parse_retry_after(headers: Mapping[str, str], message: str = "") -> float | None:
+    """Seconds to wait before retrying: the ``Retry-After`` header (delta-seconds or HTTP-date)
+    first, else the number in "Try again in N seconds", else ``None``."""
+    value = _get_header(headers, "Retry-After")
+    if value is not None:
+        seconds = _retry_after_header(value.strip())
+        if seconds is not None:
+            return seconds
+    match = _TRY_AGAIN.search(message)
+    return float(match.group(1)) if match else None
+
+
+def _retry_after_header(value: str) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def _get_header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lower = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lower:
+            return val
+    return None
+
+
+def _parse_body(body: bytes) -> tuple[str, str | None]:
+    """(message, trace_id) from any documented error-body shape."""
+    text = body.decode("utf-8", "replace").strip()
+    if not text:
+        return "", None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return excerpt(text, 1000), None
+    if isinstance(data, str):
+        return data, None
+    if isinstance(data, dict):
+        trace = data.get("traceId")
+        trace_id = str(trace) if trace is not None else None
+        for key in ("message", "Message", "detail", "title", "error_description", "error"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value, trace_id
+        return excerpt(text, 1000), trace_id
+    return excerpt(text, 1000), None
+
+
+def from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str | None = None,
+    path: str | None = None,
+) -> FlinkeyApiError:
+    """Map a non-2xx response to its typed exception (pure; never raises itself).
+
+    Accepts every documented body shape: JSON ``{statusCode, message}``, ``{status: "429",
+    message}``, RFC 7231 problem objects (``title``, ``traceId``), a JSON string, bare text, an
+    empty body or non-JSON garbage. The status always comes from the status line.
+    """
+    message, trace_id = _parse_body(body)
+    if status == 429:
+        return RateLimitError(status, message, retry_after=parse_retry_after(headers, message),
+                              trace_id=trace_id, method=method, path=path)
+    cls: type[FlinkeyApiError]
+    if status == 401:
+        lowered = message.lower()
+        if "subscription key" in lowered:
+            cls = InvalidApiKeyError
+        elif "access token" in lowered:
+            cls = InvalidTokenError
+        else:
+            cls = AuthenticationError
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = _BY_STATUS.get(status, FlinkeyApiError)
+    return cls(status, message, trace_id=trace_id, method=method, path=path)
