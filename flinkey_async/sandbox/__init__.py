@@ -1,0 +1,99 @@
+"""A local emulator of the flinkey API v3, for tests, demos, benchmarks and CI.
+
+The sandbox is an ``aiohttp.web`` application that behaves like the documented API: the OAuth2
+password grant, the documented headers and error bodies, customers, cars, users and the six
+assignment operations, with writes applied asynchronously and reported by webhook, OData query
+options on every GET, an optional rate limit, and injectable faults. It needs the
+``odata-query`` package (extra ``flinkey_async[sandbox]``).
+
+In a test::
+
+    from flinkey_async.sandbox import Sandbox, SandboxConfig
+
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sandbox:
+        # sandbox.url is "http://127.0.0.1:PORT/v3"; credentials are in sandbox.config
+        headers = sandbox.auth_headers(customer_id=1)   # API key, fresh token, Customer-ID
+        ...
+        await sandbox.drain()                           # queued writes applied, webhooks sent
+
+Or serve it: ``await serve(SandboxConfig(...), "127.0.0.1", 8080)``; or hand ``make_app(config)``
+to ``aiohttp.test_utils.TestServer``.
+
+Public API:
+
+* :class:`Sandbox` -- the running emulator: ``start(host, port) -> url``, ``stop()``,
+  ``async with``, ``app``, ``store``, ``issue_token()``, ``expire_tokens()``,
+  ``auth_headers()``, ``drain()``, ``outcomes``, ``deliveries`` (:class:`Delivery`),
+  ``webhook_url`` / ``webhook_secret``, ``faults`` and ``rate_limit`` (settable at run time).
+* :class:`SandboxConfig` -- ``api_key``, ``username``, ``password``, ``token_lifetime``,
+  ``customer_ids``, ``write_delay``, ``webhook_url``, ``webhook_secret``, ``webhook_timeout``,
+  ``rate_limit`` (:class:`RateLimit`), ``max_body_bytes``, ``faults``, ``seed``, ``fixture``,
+  ``base_path``.
+* :class:`SandboxStore` -- the data; ``add_customer``, ``add_car``, ``add_user``,
+  ``add_assignment``, ``get_*``, ``assignments_for_car``, ``assignments_for_user``,
+  ``remove_car_assignments`` (an uninstall: deletes and unsolicited delete webhooks),
+  ``load_fixture``, ``dump_fixture``.
+* :class:`FaultConfig`, :class:`RouteFaults`, :class:`WebhookFaults` -- fault injection.
+* :func:`make_app`, :func:`sandbox_of`, :func:`serve`.
+* The texts the sandbox sends (:mod:`flinkey_async.sandbox.messages`), e.g.
+  :data:`LIFETIME_OUT_OF_RANGE` or :data:`CAR_NOT_FOUND`.
+"""
+
+from __future__ import annotations
+
+from .app import SANDBOX_KEY, Delivery, Sandbox, make_app, sandbox_of, serve
+from .config import DEFAULT_FIXTURE, RateLimit, SandboxConfig
+from .faults import FaultConfig, RouteFaults, WebhookFaults
+from .messages import (
+    ASSIGNMENT_NOT_FOUND,
+    CAR_NOT_FOUND,
+    END_NOT_AFTER_START,
+    INTERNAL_SERVER_ERROR,
+    INVALID_API_KEY,
+    INVALID_TOKEN,
+    LIFETIME_OUT_OF_RANGE,
+    MANAGER_NOT_FOUND,
+    RATE_LIMIT_TEMPLATE,
+    REMOVE_CAR_ID_NOT_ALLOWED,
+    REMOVE_START_NOT_ALLOWED,
+    RENEWABLE_AFTER_OUT_OF_RANGE,
+    USER_NOT_FOUND,
+    rate_limit_message,
+)
+from .odata_eval import ODataError
+from .store import Car, Customer, SandboxStore, StoredAssignment, User
+
+__all__ = [
+    "ASSIGNMENT_NOT_FOUND",
+    "CAR_NOT_FOUND",
+    "DEFAULT_FIXTURE",
+    "END_NOT_AFTER_START",
+    "INTERNAL_SERVER_ERROR",
+    "INVALID_API_KEY",
+    "INVALID_TOKEN",
+    "LIFETIME_OUT_OF_RANGE",
+    "MANAGER_NOT_FOUND",
+    "RATE_LIMIT_TEMPLATE",
+    "REMOVE_CAR_ID_NOT_ALLOWED",
+    "REMOVE_START_NOT_ALLOWED",
+    "RENEWABLE_AFTER_OUT_OF_RANGE",
+    "SANDBOX_KEY",
+    "USER_NOT_FOUND",
+    "Car",
+    "Customer",
+    "Delivery",
+    "FaultConfig",
+    "ODataError",
+    "RateLimit",
+    "RouteFaults",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxStore",
+    "StoredAssignment",
+    "User",
+    "WebhookFaults",
+    "make_app",
+    "rate_limit_message",
+    "sandbox_of",
+    "serve",
+]
