@@ -9,22 +9,39 @@ from . import errors
 from .client import DEFAULT_BASE_URL, UAT_BASE_URL, FlinkeyClient
 from .models import Assignment, CarAssignment, UserAssignment
 from .odata import F, Query
-from .operations import PendingOperation
+from .operations import OperationOutcome, PendingOperation
 from .patch import JsonPatch
 from .retry import RetryPolicy
+from .webhooks import (
+    AssignmentEvent,
+    OperationTracker,
+    WebhookReceiver,
+    add_webhook_routes,
+    parse_webhook,
+    verify_secret,
+    webhook_app,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "UAT_BASE_URL",
     "Assignment",
+    "AssignmentEvent",
     "CarAssignment",
     "F",
     "FlinkeyClient",
     "JsonPatch",
+    "OperationOutcome",
+    "OperationTracker",
     "PendingOperation",
     "Query",
     "RetryPolicy",
     "UserAssignment",
+    "WebhookReceiver",
     "__version__",
+    "add_webhook_routes",
     "errors",
+    "parse_webhook",
+    "verify_secret",
+    "webhook_app",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol
 
 import aiohttp
 from yarl import URL
@@ -11,7 +10,7 @@ from yarl import URL
 from ._session import DEFAULT_TIMEOUT, SessionLayer
 from ._validate import check_id
 from .auth import PasswordGrant, StaticToken
-from .operations import PendingOperation
+from .operations import OperationWatcher
 from .resources.assignments import Assignments
 from .retry import RetryPolicy
 
@@ -21,14 +20,6 @@ __all__ = ["DEFAULT_BASE_URL", "UAT_BASE_URL", "FlinkeyClient"]
 DEFAULT_BASE_URL = "https://api.flinkey.de/v3"
 #: flinkey's test environment (access on request from flinkey).
 UAT_BASE_URL = "https://api-uat.flinkey.de/v3"
-
-
-class OperationWatcher(Protocol):
-    """Learns of every asynchronous write before it is sent (see ``flinkey_async.webhooks``)."""
-
-    def expect(self, op: PendingOperation) -> None: ...
-
-    def discard(self, op: PendingOperation) -> None: ...
 
 
 class FlinkeyClient:
@@ -48,6 +39,10 @@ class FlinkeyClient:
         timeout: per-request timeout (default 30 s total, 10 s to connect).
         retry: a :class:`RetryPolicy` (default: 3 retries, never duplicating a write).
         connection_limit: size of the connection pool the client creates.
+        tracker: an :class:`~flinkey_async.webhooks.OperationTracker` fed by a webhook
+            receiver; writes are then confirmed by flinkey's webhooks. Without one,
+            ``PendingOperation.wait()`` polls the read endpoints. Also settable later as
+            :attr:`tracker`.
     """
 
     def __init__(
@@ -63,6 +58,7 @@ class FlinkeyClient:
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
+        tracker: OperationWatcher | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise TypeError("api_key must be a non-empty string")
@@ -81,7 +77,7 @@ class FlinkeyClient:
             assert username is not None and password is not None
             self._session.token_provider = PasswordGrant(username, password,
                                                          self._session.fetch_token)
-        self._tracker: OperationWatcher | None = None
+        self._tracker: OperationWatcher | None = tracker
         #: Assignment operations.
         self.assignments = Assignments(self)
 
@@ -92,6 +88,17 @@ class FlinkeyClient:
     @property
     def base_url(self) -> URL:
         return self._session.base_url
+
+    @property
+    def tracker(self) -> OperationWatcher | None:
+        """The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
+        webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
+        writes sent afterwards."""
+        return self._tracker
+
+    @tracker.setter
+    def tracker(self, value: OperationWatcher | None) -> None:
+        self._tracker = value
 
     async def aclose(self) -> None:
         """Close the connection pool (a caller-supplied session is left open)."""
