@@ -61,7 +61,8 @@ def to_camel(name: str) -> str:
 def format_datetime(value: datetime, argument: str = "datetime") -> str:
     """An aware datetime as ``yyyy-MM-ddTHH:mm:ssZ`` in UTC (sub-seconds truncated).
 
-    Raises :class:`ValidationError` (naming ``argument``) for naive datetimes and non-datetimes.
+    Raises :class:`ValidationError` (naming ``argument``) for naive datetimes, non-datetimes and
+    datetimes that fall outside the representable range once converted to UTC.
     """
     if not isinstance(value, datetime):
         raise ValidationError(
@@ -73,12 +74,14 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
             "naive datetime: give it a timezone, e.g. datetime(..., tzinfo=UTC) or "
             "dt.astimezone() for local time",
         )
-    if offset:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value.year >= 1000 else (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
-    )
+    # Shifting by the offset and cutting isoformat() at the seconds gives the same text as
+    # astimezone(UTC).strftime(...), several times faster (years always have 4 digits).
+    try:
+        if offset:
+            value = value - offset
+    except OverflowError:
+        raise ValidationError(argument, f"{value!r} is out of range in UTC") from None
+    return value.isoformat()[:19] + "Z"
 
 
 def parse_datetime(value: Any) -> datetime:

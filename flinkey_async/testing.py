@@ -48,11 +48,13 @@ def flinkey_sandbox_config() -> SandboxConfig:
 
 try:
     import pytest_asyncio
+
+    _HAVE_PYTEST_ASYNCIO = True
 except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
-    pytest_asyncio = None
+    _HAVE_PYTEST_ASYNCIO = False
 
 
-if pytest_asyncio is not None:
+if _HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture
     async def flinkey_sandbox(flinkey_sandbox_config: SandboxConfig) -> AsyncIterator[Sandbox]:

@@ -277,3 +277,14 @@ async def test_query_typo_is_caught_before_sending(server: RecordingServer) -> N
         with pytest.raises(TypeError):
             await client.assignments.list_for_car(7, query="$top=1")  # type: ignore[arg-type]
     assert server.requests == []
+
+
+async def test_server_ignoring_top_cannot_push_past_the_limit(server: RecordingServer) -> None:
+    server.on("GET", "/cars/7/assignments", lambda r, _: json_response(
+        [{"id": i, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": None}
+         for i in range(1, 31)]))  # always 30 items, whatever $top says
+    async with client_for(server) as client:
+        got = [a async for a in client.assignments.iter_for_car(
+            7, query=Query().top(12), page_size=10)]
+    assert [a.id for a in got] == [*range(1, 11), 1, 2]
+    assert len(server.requests) == 2

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._session import SessionLayer, encode_json
-from ..odata import Query, model_fields, page_queries
+from ..odata import Pager, Query, model_fields
 from ..operations import OperationKind, PendingOperation, body_checksum
 
 if TYPE_CHECKING:
@@ -49,14 +49,13 @@ class Resource:
     async def _iterate(self, segments: Sequence[str | int], item: type[T],
                        query: Query | None, page_size: int) -> AsyncIterator[T]:
         """Walk ``$skip``/``$top`` pages lazily; a caller's ``$top`` is an overall limit and a
-        page shorter than the page size ends the iteration."""
-        pages = page_queries(query, page_size)
-        page = next(pages)
-        while page is not None:
+        page shorter than the page size ends the iteration. Items beyond what a page asked for
+        (a server that ignored ``$top``) are not yielded."""
+        pager = Pager(query, page_size)
+        while (page := pager.next_query()) is not None:
             items: list[T] = await self._get(segments, list[item], page)  # type: ignore[valid-type]
-            for value in items:
+            for value in items[: pager.feed(len(items))]:
                 yield value
-            page = pages.send(len(items))
 
     async def _write(
         self,

@@ -1,0 +1,1146 @@
+"""OData v4 query options, built from typed expressions (pure; no I/O).
+
+Build filters from fields and Python operators, combine them with ``&`` (and), ``|`` (or) and
+``~`` (not), and collect them in an immutable :class:`Query`::
+
+    from datetime import UTC, datetime
+    from flinkey_async import F, Query
+
+    q = (
+        Query()
+        .filter((F.user_id == 9) & (F.start >= datetime(2026, 3, 1, 8, tzinfo=UTC)))
+        .orderby("start", desc=True)
+        .top(10)
+    )
+    str(q)
+    # '$filter=userId%20eq%209%20and%20start%20ge%202026-03-01T08:00:00Z'
+    # '&$orderby=start%20desc&$top=10'
+
+How it works:
+
+* A filter is an immutable tree of small ``attrs`` nodes (:class:`Comparison`, :class:`And`,
+  :class:`Or`, :class:`Not`, :class:`In`, :class:`Call`, :class:`FieldRef`, :class:`Raw`).
+  Filters are never built by gluing strings together.
+* One renderer turns a tree into text. It uses the OData operator precedence
+  (``or`` < ``and`` < comparisons and ``in`` < ``not``) and writes the fewest parentheses that
+  keep the meaning: ``(a or b) and c`` keeps its parentheses, ``a or b and c`` needs none,
+  ``not (a eq 1)`` gets them, and chains of the same operator are flattened.
+* Literals are rendered by one function, :func:`literal`: strings are single-quoted with ``'``
+  doubled; aware datetimes become UTC ``yyyy-MM-ddTHH:mm:ssZ`` (naive ones are rejected,
+  sub-seconds truncated); see :func:`literal` for every type. A value of an unsupported type
+  raises :class:`TypeError` where the comparison is written, not later.
+* :class:`Query` percent-encodes the query string itself (a space is ``%20``, ``+`` is ``%2B``,
+  ``&`` is ``%26``, non-ASCII is UTF-8 percent-encoded; see :func:`encode_component`), so it must
+  be sent as is, for example with ``yarl.URL(base + "?" + str(query), encoded=True)``. The
+  result conforms to the OData ABNF rule ``queryOptions``. Passing the decoded pairs from
+  :meth:`Query.to_params` to aiohttp's ``params=`` also works, but aiohttp then writes spaces as
+  ``+``, which not every server reads as a space.
+
+Rendered text is cached on each node and on each query, so a base query that many coroutines
+extend is rendered once. Nodes and queries are immutable and safe to share between tasks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import math
+import re
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import date, datetime
+from typing import Any, ClassVar, NoReturn, TypeVar
+from urllib.parse import quote, unquote
+
+import attrs
+
+from ._converter import format_datetime, to_camel, wire_name
+from .errors import ValidationError
+
+__all__ = [
+    "And",
+    "Call",
+    "Comparison",
+    "Expr",
+    "F",
+    "Field",
+    "FieldRef",
+    "In",
+    "Not",
+    "Or",
+    "Pager",
+    "Query",
+    "Raw",
+    "encode_component",
+    "literal",
+    "model_fields",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Percent-encoding
+# ---------------------------------------------------------------------------------------------
+
+#: Characters written as they are besides letters, digits and ``-._~``: the sub-delimiters an
+#: OData expression needs that are also safe inside a query component. ``/`` and ``?`` are not
+#: here because the OData grammar does not allow them unencoded inside a string literal; ``=``,
+#: ``&``, ``+``, ``#``, ``%`` and the space are not here because they change the meaning of a
+#: query string (or get decoded as a space).
+_SAFE = "'()*,:;$@!"
+_NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~'()*,:;$@!]")
+_ASCII_ESCAPES = {
+    code: f"%{code:02X}" for code in range(128) if _NEEDS_ENCODING.match(chr(code))
+}
+
+
+def encode_component(text: str) -> str:
+    """Percent-encode ``text`` for use as a query-string value (UTF-8; a space is ``%20``).
+
+    Letters, digits, ``-._~`` and ``'()*,:;$@!`` stay as they are; every other character is
+    encoded (``+`` as ``%2B``, ``&`` as ``%26``, ``/`` as ``%2F``, ...), so
+    ``urllib.parse.unquote`` gives ``text`` back exactly. Raises :class:`ValidationError` for text
+    that is not valid Unicode (lone surrogates).
+
+    Note: the published OData ABNF (rule ``pct-encoded-no-SQUOTE``) leaves out every ``%7X``
+    inside string literals, an apparent erratum (its purpose is to exclude ``%27``). ``{``, ``|``,
+    ``}`` and DEL may not appear unencoded in a URL either, so they are sent as ``%7B``, ``%7C``,
+    ``%7D`` and ``%7F``, which OData servers decode like any other escape.
+    """
+    if _NEEDS_ENCODING.search(text) is None:
+        return text
+    if text.isascii():
+        return text.translate(_ASCII_ESCAPES)
+    try:
+        return quote(text, safe=_SAFE, errors="strict")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "query", f"text is not valid Unicode (lone surrogate): {text!r}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Literals
+# ---------------------------------------------------------------------------------------------
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+def _lit_str(value: str, argument: str) -> str:
+    return "'" + encode_component(value.replace("'", "''")) + "'"
+
+
+def _lit_int(value: int, argument: str) -> str:
+    if _INT64_MIN <= value <= _INT64_MAX:
+        return str(value) if value.__class__ is int else str(int(value))
+    raise ValidationError(argument, f"integer {value} is outside the 64-bit range of OData")
+
+
+def _lit_bool(value: bool, argument: str) -> str:
+    return "true" if value else "false"
+
+
+def _lit_none(value: None, argument: str) -> str:
+    return "null"
+
+
+def _lit_float(value: float, argument: str) -> str:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValidationError(argument, f"{value!r} has no OData literal; use a finite number")
+    # repr() round-trips, and its forms (1.5, 1e-05, 1e+16, -0.0) are all OData decimal
+    # literals. The "+" of an exponent is percent-encoded like every other "+".
+    text = repr(value)
+    return text.replace("+", "%2B") if "+" in text else text
+
+
+def _lit_datetime(value: datetime, argument: str) -> str:
+    return format_datetime(value, argument)
+
+
+def _lit_date(value: date, argument: str) -> str:
+    return value.isoformat()
+
+
+def _lit_uuid(value: uuid.UUID, argument: str) -> str:
+    return str(value)
+
+
+_LITERALS: dict[type, Callable[[Any, str], str]] = {
+    str: _lit_str,
+    int: _lit_int,
+    bool: _lit_bool,
+    type(None): _lit_none,
+    float: _lit_float,
+    datetime: _lit_datetime,
+    date: _lit_date,
+    uuid.UUID: _lit_uuid,
+}
+# For subclasses (IntEnum members are handled as Enum first): bool before int, datetime
+# before date.
+_LITERAL_BASES = (bool, int, str, float, datetime, date, uuid.UUID)
+
+
+def _wire_literal(value: Any, argument: str = "value") -> str:
+    """The percent-encoded OData literal for ``value`` (see :func:`literal`)."""
+    render = _LITERALS.get(value.__class__)
+    if render is not None:
+        return render(value, argument)
+    if isinstance(value, enum.Enum):
+        return _wire_literal(value.value, argument)
+    for base in _LITERAL_BASES:
+        if isinstance(value, base):
+            return _LITERALS[base](value, argument)
+    if isinstance(value, (Field, FieldRef)):
+        raise TypeError(f"a field ({value!r}) cannot be used as a literal value here")
+    if isinstance(value, Expr):
+        raise TypeError(
+            f"an expression ({value}) is not a literal value; compare a field with a value"
+        )
+    raise TypeError(
+        f"cannot write a {type(value).__name__} as an OData literal; use str, int, float, bool, "
+        "None, an aware datetime, date, uuid.UUID or an Enum of those"
+    )
+
+
+def literal(value: Any) -> str:
+    """The OData literal for ``value``, as it reads in a decoded ``$filter``.
+
+    ====================  ==============================================================
+    ``str``               ``'O''Brien'``: single-quoted, each ``'`` doubled
+    ``bool``              ``true`` / ``false``
+    ``int``               ``42`` (64-bit range, else :class:`ValidationError`)
+    ``float``             its ``repr()``, e.g. ``1.5``, ``1e-05``; NaN and infinities raise
+                          :class:`ValidationError`
+    ``None``              ``null``
+    aware ``datetime``    ``2026-03-01T08:00:00Z``: converted to UTC, sub-seconds
+                          truncated, unquoted; a naive datetime raises
+                          :class:`ValidationError`
+    ``date``              ``2026-03-01``
+    ``uuid.UUID``         bare, e.g. ``0b6e7d2c-...``
+    ``enum.Enum`` member  its ``value``, by the rules above
+    ====================  ==============================================================
+
+    Anything else raises :class:`TypeError` naming the type.
+    """
+    return unquote(_wire_literal(value, "value"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Expression tree
+# ---------------------------------------------------------------------------------------------
+
+# Operator precedence, loosest first. Raw text binds loosest of all: it is parenthesised
+# whenever it is combined with anything.
+_RAW_PREC = 0
+_OR_PREC = 1
+_AND_PREC = 2
+_CMP_PREC = 3  # eq ne lt le gt ge, and in (some servers parse "in" at this level)
+_NOT_PREC = 4
+_ATOM_PREC = 5  # field names, function calls
+
+_NO_TRUTH = (
+    "an OData expression has no truth value: combine expressions with & (and), | (or) and "
+    "~ (not) instead of Python's and/or/not, and pass them to Query.filter(); for membership "
+    "use F.name.in_([...])"
+)
+
+_new = object.__new__
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """Set the slot ``name`` of an attrs frozen class directly.
+
+    Nodes made by the operators are built with these setters instead of the attrs-generated
+    ``__init__``: for frozen classes that ``__init__`` goes through ``object.__setattr__`` once
+    per field, which made up most of the cost of building a filter. The nodes are the same.
+    """
+    setter: Callable[[Any, Any], None] = getattr(cls, name).__set__
+    return setter
+
+
+def _typed(value: Any) -> Any:
+    """Equality key for literal values: ``True``, ``1`` and ``1.0`` render differently."""
+    return (value.__class__, value)
+
+
+def _typed_all(values: tuple[Any, ...]) -> Any:
+    return tuple((v.__class__, v) for v in values)
+
+
+def _plain_string_error(what: str) -> TypeError:
+    return TypeError(
+        f"{what} got a plain string; build expressions with F (e.g. F.name == 'x'), or use "
+        "Query.filter_raw(text) for pre-written OData text (not escaped, unsafe)"
+    )
+
+
+def _as_expr(value: Any, what: str) -> Expr:
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, Field):
+        return value.ref
+    if isinstance(value, str):
+        raise _plain_string_error(what)
+    raise TypeError(f"{what} needs an OData expression (built with F), got {type(value).__name__}")
+
+
+@attrs.frozen
+class Expr:
+    """Base class of the filter nodes. Combine nodes with ``&``, ``|`` and ``~``.
+
+    ``str(expr)`` is the decoded OData text, :meth:`encoded` the percent-encoded form. Using an
+    expression as a Python truth value (``and``, ``or``, ``not``, ``if``) raises
+    :class:`TypeError`.
+    """
+
+    #: Binding strength in the renderer's precedence table (higher binds tighter).
+    PRECEDENCE: ClassVar[int] = _ATOM_PREC
+    _wire: str | None = attrs.field(init=False, default=None, eq=False, repr=False)
+
+    def _render(self) -> str:  # pragma: no cover - every node overrides it
+        raise NotImplementedError
+
+    def encoded(self) -> str:
+        """The percent-encoded OData text of this expression (rendered once, then cached)."""
+        wire = self._wire
+        if wire is None:
+            wire = self._render()
+            _set_wire(self, wire)
+        return wire
+
+    def __str__(self) -> str:
+        return unquote(self.encoded())
+
+    def fields(self) -> Iterator[str]:
+        """The wire names of the fields this expression references."""
+        return iter(())
+
+    def __and__(self, other: Any) -> And:
+        # The body of _junction(), inlined: this is on the hot path of building filters.
+        if not isinstance(other, Expr):
+            other = _as_expr(other, "&")
+        operands: tuple[Expr, ...] = self.operands if isinstance(self, And) else (self,)
+        operands += other.operands if isinstance(other, And) else (other,)
+        node: And = _new(And)
+        _set_operands(node, operands)
+        _set_wire(node, None)
+        return node
+
+    def __rand__(self, other: Any) -> And:
+        return _junction(And, _as_expr(other, "&"), self)
+
+    def __or__(self, other: Any) -> Or:
+        if not isinstance(other, Expr):
+            other = _as_expr(other, "|")
+        operands: tuple[Expr, ...] = self.operands if isinstance(self, Or) else (self,)
+        operands += other.operands if isinstance(other, Or) else (other,)
+        node: Or = _new(Or)
+        _set_operands(node, operands)
+        _set_wire(node, None)
+        return node
+
+    def __ror__(self, other: Any) -> Or:
+        return _junction(Or, _as_expr(other, "|"), self)
+
+    def __invert__(self) -> Expr:
+        node: Not = _new(Not)
+        _set_not_operand(node, self)
+        _set_wire(node, None)
+        return node
+
+    def __bool__(self) -> bool:
+        raise TypeError(_NO_TRUTH)
+
+
+_set_wire = _slot_setter(Expr, "_wire")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _check_identifier(name: Any) -> None:
+    if not isinstance(name, str) or _IDENTIFIER.fullmatch(name) is None:
+        raise ValidationError("field", f"{name!r} is not a field name")
+
+
+@attrs.frozen
+class FieldRef(Expr):
+    """A field as an expression: a boolean field used as a condition
+    (``Query().filter(F.active)``), or the right-hand side of a field-to-field comparison."""
+
+    name: str
+
+    def __attrs_post_init__(self) -> None:
+        _check_identifier(self.name)
+        _set_wire(self, self.name)
+
+    def fields(self) -> Iterator[str]:
+        yield self.name
+
+
+_CMP_SEPARATORS = {op: f"%20{op}%20" for op in ("eq", "ne", "lt", "le", "gt", "ge")}
+
+
+@attrs.frozen
+class Comparison(Expr):
+    """``field op value``: ``op`` is one of ``eq ne lt le gt ge``; ``value`` is a Python value
+    (rendered by :func:`literal`) or a :class:`FieldRef` (a field-to-field comparison)."""
+
+    PRECEDENCE: ClassVar[int] = _CMP_PREC
+    op: str
+    field: str
+    value: Any = attrs.field(eq=_typed)
+
+    def __attrs_post_init__(self) -> None:
+        # Runs only for nodes built directly; the Field operators set the slots themselves.
+        _check_identifier(self.field)
+        if self.op not in _CMP_SEPARATORS:
+            raise ValidationError("op", f"unknown comparison operator {self.op!r}")
+        _set_wire(self, _comparison_text(self.field, self.op, self.value))
+
+    def fields(self) -> Iterator[str]:
+        yield self.field
+        if isinstance(self.value, FieldRef):
+            yield self.value.name
+
+    def __bool__(self) -> bool:
+        # ``F.a == F.b`` compares the names, so fields work as dict keys and with ``in`` (Python
+        # calls == on hash collisions and in ``x in list``); any other comparison raises.
+        if self.op in ("eq", "ne") and isinstance(self.value, FieldRef):
+            return (self.field == self.value.name) is (self.op == "eq")
+        raise TypeError(_NO_TRUTH)
+
+
+def _comparison_text(field: str, op: str, value: Any) -> str:
+    operand = value.name if isinstance(value, FieldRef) else _wire_literal(value, field)
+    return field + _CMP_SEPARATORS[op] + operand
+
+
+_set_cmp_op = _slot_setter(Comparison, "op")
+_set_cmp_field = _slot_setter(Comparison, "field")
+_set_cmp_value = _slot_setter(Comparison, "value")
+
+
+def _comparison_operator(op: str) -> Callable[[Field, Any], Comparison]:
+    """The :class:`Field` method for ``op`` (``__eq__`` for ``"eq"``, ...)."""
+    separator = _CMP_SEPARATORS[op]
+
+    def compare(self: Field, value: Any) -> Comparison:
+        field = self.name
+        render = _LITERALS.get(value.__class__)
+        if render is not None:
+            operand = render(value, field)
+        else:
+            if isinstance(value, Field):
+                value = value.ref
+            operand = value.name if isinstance(value, FieldRef) else _wire_literal(value, field)
+        node: Comparison = _new(Comparison)
+        _set_cmp_op(node, op)
+        _set_cmp_field(node, field)
+        _set_cmp_value(node, value)
+        _set_wire(node, field + separator + operand)
+        return node
+
+    compare.__name__ = compare.__qualname__ = f"__{op}__"
+    compare.__doc__ = f"``name {op} value`` (a value, ``None`` or another field)."
+    return compare
+
+
+_FUNCTIONS = frozenset({"contains", "startswith", "endswith"})
+
+
+def _call_text(function: str, field: str, value: Any) -> str:
+    if isinstance(value, FieldRef):
+        operand = value.name
+    elif isinstance(value, str):
+        operand = _lit_str(value, field)
+    else:
+        raise TypeError(f"{function}() needs a str (or a field), got {type(value).__name__}")
+    return function + "(" + field + "," + operand + ")"
+
+
+@attrs.frozen
+class Call(Expr):
+    """A string function: ``contains(field,'x')``, ``startswith(...)`` or ``endswith(...)``."""
+
+    function: str
+    field: str
+    value: str | FieldRef
+
+    def __attrs_post_init__(self) -> None:
+        _check_identifier(self.field)
+        if self.function not in _FUNCTIONS:
+            raise ValidationError("function", f"unsupported function {self.function!r}")
+        _set_wire(self, _call_text(self.function, self.field, self.value))
+
+    def fields(self) -> Iterator[str]:
+        yield self.field
+        if isinstance(self.value, FieldRef):
+            yield self.value.name
+
+
+_set_call_function = _slot_setter(Call, "function")
+_set_call_field = _slot_setter(Call, "field")
+_set_call_value = _slot_setter(Call, "value")
+
+
+def _call(function: str, field: str, value: Any) -> Call:
+    """``function(field,value)``, built by the :class:`Field` methods."""
+    if isinstance(value, Field):
+        value = value.ref
+    text = _call_text(function, field, value)
+    node: Call = _new(Call)
+    _set_call_function(node, function)
+    _set_call_field(node, field)
+    _set_call_value(node, value)
+    _set_wire(node, text)
+    return node
+
+
+def _in_text(field: str, values: tuple[Any, ...]) -> str:
+    if not values:
+        raise ValidationError(field, "in_() needs at least one value")
+    operands = [_wire_literal(v, field) for v in values]
+    if len(operands) == 1:
+        return field + "%20eq%20" + operands[0]
+    return field + "%20in%20(" + ",".join(operands) + ")"
+
+
+@attrs.frozen
+class In(Expr):
+    """``field in (v1,v2,...)``. A single value is written ``field eq v``: the same meaning,
+    and accepted by every parser (some read ``(v)`` as a parenthesised value, not a list)."""
+
+    PRECEDENCE: ClassVar[int] = _CMP_PREC
+    field: str
+    values: tuple[Any, ...] = attrs.field(converter=tuple, eq=_typed_all)
+
+    def __attrs_post_init__(self) -> None:
+        _check_identifier(self.field)
+        _set_wire(self, _in_text(self.field, self.values))
+
+    def fields(self) -> Iterator[str]:
+        yield self.field
+
+
+_set_in_field = _slot_setter(In, "field")
+_set_in_values = _slot_setter(In, "values")
+
+
+def _in(field: str, values: Iterable[Any]) -> In:
+    """``field in (...)``, built by :meth:`Field.in_`."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError("in_() needs a list of values, not a single string")
+    items = tuple(values)
+    text = _in_text(field, items)
+    node: In = _new(In)
+    _set_in_field(node, field)
+    _set_in_values(node, items)
+    _set_wire(node, text)
+    return node
+
+
+@attrs.frozen
+class Not(Expr):
+    """``not operand`` (build it with ``~``; ``~~x`` is ``x``)."""
+
+    PRECEDENCE: ClassVar[int] = _NOT_PREC
+    operand: Expr
+
+    def _render(self) -> str:
+        operand = self.operand
+        text = operand._wire
+        if text is None:
+            text = operand.encoded()
+        return "not%20(" + text + ")" if operand.PRECEDENCE < _NOT_PREC else "not%20" + text
+
+    def fields(self) -> Iterator[str]:
+        return self.operand.fields()
+
+    def __invert__(self) -> Expr:
+        return self.operand
+
+
+_set_not_operand = _slot_setter(Not, "operand")
+
+
+@attrs.frozen
+class _Junction(Expr):
+    """What :class:`And` and :class:`Or` share: a flat tuple of operands."""
+
+    operands: tuple[Expr, ...]
+    SEPARATOR: ClassVar[str] = ""
+
+    def _render(self) -> str:
+        precedence = self.PRECEDENCE
+        parts = []
+        for node in self.operands:
+            text = node._wire
+            if text is None:
+                text = node.encoded()
+            parts.append("(" + text + ")" if precedence > node.PRECEDENCE else text)
+        return self.SEPARATOR.join(parts)
+
+    def fields(self) -> Iterator[str]:
+        for operand in self.operands:
+            yield from operand.fields()
+
+
+@attrs.frozen
+class And(_Junction):
+    """``a and b and ...`` (build it with ``&``)."""
+
+    PRECEDENCE: ClassVar[int] = _AND_PREC
+    SEPARATOR: ClassVar[str] = "%20and%20"
+
+
+@attrs.frozen
+class Or(_Junction):
+    """``a or b or ...`` (build it with ``|``)."""
+
+    PRECEDENCE: ClassVar[int] = _OR_PREC
+    SEPARATOR: ClassVar[str] = "%20or%20"
+
+
+_set_operands = _slot_setter(_Junction, "operands")
+
+
+_J = TypeVar("_J", bound=_Junction)
+
+
+def _junction(cls: type[_J], left: Expr, right: Expr) -> _J:
+    """``left <op> right``, flattening chains of the same operator: (a and b) and c -> a and b
+    and c."""
+    if isinstance(left, cls):
+        operands = left.operands + (right.operands if isinstance(right, cls) else (right,))
+    elif isinstance(right, cls):
+        operands = (left, *right.operands)
+    else:
+        operands = (left, right)
+    node: _J = _new(cls)
+    _set_operands(node, operands)
+    _set_wire(node, None)
+    return node
+
+
+@attrs.frozen
+class Raw(Expr):
+    """Pre-written OData filter text, inserted verbatim (percent-encoded for the URL).
+
+    Made by :meth:`Query.filter_raw`. **Unsafe**: nothing in it is escaped or checked, and its
+    fields are invisible to :meth:`Query.check_fields`. It is parenthesised when combined with
+    other expressions.
+    """
+
+    PRECEDENCE: ClassVar[int] = _RAW_PREC
+    text: str
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise TypeError(f"raw filter text must be a str, got {type(self.text).__name__}")
+        if not self.text.strip():
+            raise ValidationError("filter", "raw filter text must not be empty")
+        _set_wire(self, encode_component(self.text))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields
+# ---------------------------------------------------------------------------------------------
+
+# Names an OData parser reads as literals or operators, never as a field.
+_RESERVED = frozenset({"null", "true", "false", "not", "inf", "nan"})
+
+
+class Field:
+    """A reference to a field by its wire name; get one from :data:`F`.
+
+    Comparison operators build :class:`Comparison` nodes (``F.car_id == 7`` is ``carId eq 7``,
+    ``F.end == None`` is ``end eq null``). ``&``, ``|`` and ``~`` treat the field itself as a
+    boolean condition. Fields are immutable and hashable (by name). ``F.a == F.a`` used as a
+    truth value is ``True``, so fields work as dict keys and with ``in``.
+    """
+
+    __slots__ = ("_hash", "name", "ref")
+
+    name: str
+    ref: FieldRef
+    _hash: int
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"a field name must be a str, got {type(name).__name__}")
+        wire = to_camel(name)
+        if _IDENTIFIER.fullmatch(wire) is None:
+            raise ValidationError(
+                "field",
+                f"{name!r} is not a field name (letters, digits and _, not starting with a digit)",
+            )
+        if wire.lower() in _RESERVED:
+            raise ValidationError("field", f"{name!r} is an OData keyword, not a field name")
+        object.__setattr__(self, "name", wire)
+        object.__setattr__(self, "ref", FieldRef(wire))
+        object.__setattr__(self, "_hash", hash(("flinkey_async.odata.Field", wire)))
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("Field objects are immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError("Field objects are immutable")
+
+    def __repr__(self) -> str:
+        return f"F.{self.name}"
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Field, (self.name,))
+
+    # Comparisons -------------------------------------------------------------------------
+    __eq__ = _comparison_operator("eq")  # type: ignore[assignment]
+    __ne__ = _comparison_operator("ne")  # type: ignore[assignment]
+    __lt__ = _comparison_operator("lt")
+    __le__ = _comparison_operator("le")
+    __gt__ = _comparison_operator("gt")
+    __ge__ = _comparison_operator("ge")
+
+    # Functions ---------------------------------------------------------------------------
+    def contains(self, value: str | Field) -> Call:
+        """``contains(name,'value')``: the field contains ``value``."""
+        return _call("contains", self.name, value)
+
+    def startswith(self, value: str | Field) -> Call:
+        """``startswith(name,'value')``."""
+        return _call("startswith", self.name, value)
+
+    def endswith(self, value: str | Field) -> Call:
+        """``endswith(name,'value')``."""
+        return _call("endswith", self.name, value)
+
+    def in_(self, values: Iterable[Any]) -> In:
+        """``name in (v1,v2,...)``; an empty list raises :class:`ValidationError`."""
+        return _in(self.name, values)
+
+    # Boolean fields ----------------------------------------------------------------------
+    def __and__(self, other: Any) -> And:
+        return _junction(And, self.ref, _as_expr(other, "&"))
+
+    def __rand__(self, other: Any) -> And:
+        return _junction(And, _as_expr(other, "&"), self.ref)
+
+    def __or__(self, other: Any) -> Or:
+        return _junction(Or, self.ref, _as_expr(other, "|"))
+
+    def __ror__(self, other: Any) -> Or:
+        return _junction(Or, _as_expr(other, "|"), self.ref)
+
+    def __invert__(self) -> Expr:
+        return ~self.ref
+
+    def __bool__(self) -> bool:
+        raise TypeError(_NO_TRUTH)
+
+
+class _Fields:
+    """The type of :data:`F`: ``F.car_id``, ``F.carId`` and ``F["car_id"]`` are the same
+    :class:`Field` object (wire name ``carId``)."""
+
+    _cache: dict[str, Field]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_cache", {})
+
+    def __getattr__(self, name: str) -> Field:
+        # Only called for a name not looked up before: the Field is then kept as an instance
+        # attribute, so the next ``F.name`` is a plain attribute read.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        field = self[name]
+        object.__setattr__(self, name, field)
+        return field
+
+    def __getitem__(self, name: str) -> Field:
+        cache = self._cache
+        found = cache.get(name)
+        if found is None:
+            field = Field(name)
+            found = cache.setdefault(field.name, field)
+            if len(cache) < 4096:  # names come from code, but bound the cache anyway
+                cache[name] = found
+        return found
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("F is read-only")
+
+    def __repr__(self) -> str:
+        return "F"
+
+
+#: Field references: ``F.car_id == 7`` renders ``carId eq 7``.
+F = _Fields()
+
+
+# ---------------------------------------------------------------------------------------------
+# Query
+# ---------------------------------------------------------------------------------------------
+
+
+def _field_name(field: str | Field, argument: str) -> str:
+    if isinstance(field, Field):
+        return field.name
+    if isinstance(field, str):
+        found = F._cache.get(field)
+        if found is not None:
+            return found.name
+        if " " in field.strip():
+            raise ValidationError(
+                argument, f"{field!r} is not a field name (for descending order use desc=True)"
+            )
+        return F[field.strip()].name
+    raise TypeError(f"{argument} needs a field name (str) or F.<field>, got {type(field).__name__}")
+
+
+def _check_count(value: Any, argument: str) -> int:
+    if value.__class__ is not int or value < 0:
+        raise ValidationError(argument, f"must be an int >= 0, got {value!r}")
+    result: int = value
+    return result
+
+
+@attrs.frozen(init=False)
+class Query:
+    """OData query options (``$filter``, ``$orderby``, ``$select``, ``$top``, ``$skip``,
+    ``$count``). Immutable: every method returns a new Query, so one Query can be shared and
+    extended freely, also by concurrent tasks.
+
+    ``str(query)`` (and :meth:`encoded`) is the percent-encoded query string without a leading
+    ``?``, ready for ``yarl.URL(base + "?" + str(query), encoded=True)``; :meth:`to_params` gives
+    the decoded name/value pairs.
+    """
+
+    _filter: Expr | None
+    _orderby: tuple[tuple[str, bool], ...]
+    _select: tuple[str, ...]
+    _top: int | None
+    _skip: int | None
+    _count: bool | None
+    _encoded: str | None = attrs.field(eq=False, repr=False)
+
+    def __init__(self) -> None:
+        """An empty query: no options."""
+        _init_query(self, None, (), (), None, None, None)
+
+    def _with(
+        self,
+        filter_: Expr | None,
+        orderby: tuple[tuple[str, bool], ...],
+        select: tuple[str, ...],
+        top: int | None,
+        skip: int | None,
+        count: bool | None,
+    ) -> Query:
+        query: Query = _new(Query)
+        _set_query_filter(query, filter_)
+        _set_query_orderby(query, orderby)
+        _set_query_select(query, select)
+        _set_query_top(query, top)
+        _set_query_skip(query, skip)
+        _set_query_count(query, count)
+        _set_query_encoded(query, None)
+        return query
+
+    # Options ---------------------------------------------------------------------------
+    def filter(self, expression: Expr | Field) -> Query:
+        """Add a ``$filter`` condition; repeated calls are combined with ``and``.
+
+        ``expression`` is built with :data:`F` (a boolean :class:`Field` also works). A plain
+        string raises :class:`TypeError`: use :meth:`filter_raw` for pre-written text.
+        """
+        expr = expression if isinstance(expression, Expr) else _as_expr(expression, "filter()")
+        current = self._filter
+        combined = expr if current is None else _junction(And, current, expr)
+        return self._with(combined, self._orderby, self._select, self._top, self._skip,
+                          self._count)
+
+    def filter_raw(self, text: str) -> Query:
+        """Add pre-written OData filter text in decoded form, e.g. ``"name eq 'x'"``.
+
+        **Unsafe escape hatch**: the text is sent verbatim (only percent-encoded for the URL).
+        Quotes in it are not doubled, nothing is checked, and :meth:`check_fields` cannot see
+        the fields it uses. Prefer :meth:`filter` with :data:`F`. Combined with other conditions
+        it is parenthesised.
+        """
+        return self.filter(Raw(text))
+
+    def orderby(self, field: str | Field, desc: bool = False) -> Query:
+        """Add a ``$orderby`` key (ascending unless ``desc=True``); repeat for more keys.
+
+        ``field`` is a name (``"start"``, ``"renewable_after"``) or a field (``F.start``).
+        """
+        name = _field_name(field, "orderby")
+        if desc is not True and desc is not False:
+            raise ValidationError("desc", f"must be True or False, got {desc!r}")
+        for existing, _ in self._orderby:
+            if existing == name:
+                raise ValidationError("orderby", f"already ordered by {name!r}")
+        return self._with(self._filter, (*self._orderby, (name, desc)), self._select, self._top,
+                          self._skip, self._count)
+
+    def select(self, *fields: str | Field) -> Query:
+        """Add fields to ``$select`` (the server then returns only those fields)."""
+        if not fields:
+            raise ValidationError("select", "select() needs at least one field")
+        names = list(self._select)
+        for field in fields:
+            name = _field_name(field, "select")
+            if name not in names:
+                names.append(name)
+        return self._with(self._filter, self._orderby, tuple(names), self._top, self._skip,
+                          self._count)
+
+    def top(self, n: int) -> Query:
+        """Set ``$top``: return at most ``n`` items (an int >= 0)."""
+        return self._with(self._filter, self._orderby, self._select, _check_count(n, "top"),
+                          self._skip, self._count)
+
+    def skip(self, n: int) -> Query:
+        """Set ``$skip``: leave out the first ``n`` items (an int >= 0)."""
+        return self._with(self._filter, self._orderby, self._select, self._top,
+                          _check_count(n, "skip"), self._count)
+
+    def count(self, value: bool = True) -> Query:
+        """Set ``$count`` (flinkey returns bare arrays and may ignore this option)."""
+        if value is not True and value is not False:
+            raise ValidationError("count", f"must be True or False, got {value!r}")
+        return self._with(self._filter, self._orderby, self._select, self._top, self._skip, value)
+
+    def with_page(self, skip: int, top: int) -> Query:
+        """A copy with ``$skip`` and ``$top`` replaced: one page of a paged listing (see
+        :class:`Pager`)."""
+        return self._with(self._filter, self._orderby, self._select, _check_count(top, "top"),
+                          _check_count(skip, "skip"), self._count)
+
+    # Read access -----------------------------------------------------------------------
+    @property
+    def filter_expression(self) -> Expr | None:
+        """The combined ``$filter`` expression, or ``None``."""
+        return self._filter
+
+    @property
+    def ordering(self) -> tuple[tuple[str, bool], ...]:
+        """The ``$orderby`` keys as ``(wire_name, descending)`` pairs."""
+        return self._orderby
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """The ``$select`` fields (wire names)."""
+        return self._select
+
+    @property
+    def limit(self) -> int | None:
+        """``$top``, or ``None``."""
+        return self._top
+
+    @property
+    def offset(self) -> int | None:
+        """``$skip``, or ``None``."""
+        return self._skip
+
+    @property
+    def count_requested(self) -> bool | None:
+        """``$count``, or ``None`` when not set."""
+        return self._count
+
+    # Output ----------------------------------------------------------------------------
+    def encoded(self) -> str:
+        """The percent-encoded query string, without a leading ``?`` (empty without options).
+
+        Options come in a fixed order: ``$filter``, ``$orderby``, ``$select``, ``$top``,
+        ``$skip``, ``$count``. Computed once per Query.
+        """
+        text = self._encoded
+        if text is not None:
+            return text
+        parts = []
+        expr = self._filter
+        if expr is not None:
+            wire = expr._wire
+            parts.append("$filter=" + (wire if wire is not None else expr.encoded()))
+        if self._orderby:
+            parts.append("$orderby=" + ",".join(
+                [name + "%20desc" if desc else name for name, desc in self._orderby]))
+        if self._select:
+            parts.append("$select=" + ",".join(self._select))
+        if self._top is not None:
+            parts.append("$top=" + str(self._top))
+        if self._skip is not None:
+            parts.append("$skip=" + str(self._skip))
+        if self._count is not None:
+            parts.append("$count=true" if self._count else "$count=false")
+        text = "&".join(parts)
+        _set_query_encoded(self, text)
+        return text
+
+    __str__ = encoded
+
+    def to_params(self) -> list[tuple[str, str]]:
+        """The options as ``(name, decoded value)`` pairs, in the order of :meth:`encoded`."""
+        text = self.encoded()
+        if not text:
+            return []
+        pairs = []
+        for part in text.split("&"):  # "&" and "=" inside values are always encoded
+            name, _, value = part.partition("=")
+            pairs.append((name, unquote(value)))
+        return pairs
+
+    def __repr__(self) -> str:
+        return f"Query({'&'.join(f'{n}={v}' for n, v in self.to_params())!r})"
+
+    # Field checks ----------------------------------------------------------------------
+    def fields(self) -> set[str]:
+        """The wire names of all fields referenced in ``$filter``, ``$orderby`` and ``$select``
+        (text added with :meth:`filter_raw` is not inspected)."""
+        names = set(self._select)
+        names.update(name for name, _ in self._orderby)
+        if self._filter is not None:
+            names.update(self._filter.fields())
+        return names
+
+    def check_fields(self, allowed: Collection[str], resource: str) -> None:
+        """Raise :class:`ValidationError` (argument ``"query"``) if the query references a field
+        not in ``allowed`` (wire names), suggesting close matches::
+
+            query: unknown field 'carid' for car assignments; known: end, id, start, userId
+        """
+        known = set(allowed)
+        unknown = sorted(self.fields() - known)
+        if not unknown:
+            return
+        listing = ", ".join(sorted(known))
+        messages = [
+            f"unknown field {name!r} for {resource}{_suggest(name, known)}; known: {listing}"
+            for name in unknown
+        ]
+        raise ValidationError("query", "; ".join(messages))
+
+
+_QUERY_SLOTS = ("_filter", "_orderby", "_select", "_top", "_skip", "_count", "_encoded")
+(
+    _set_query_filter,
+    _set_query_orderby,
+    _set_query_select,
+    _set_query_top,
+    _set_query_skip,
+    _set_query_count,
+    _set_query_encoded,
+) = (_slot_setter(Query, name) for name in _QUERY_SLOTS)
+
+
+def _init_query(
+    query: Query,
+    filter_: Expr | None,
+    orderby: tuple[tuple[str, bool], ...],
+    select: tuple[str, ...],
+    top: int | None,
+    skip: int | None,
+    count: bool | None,
+) -> None:
+    _set_query_filter(query, filter_)
+    _set_query_orderby(query, orderby)
+    _set_query_select(query, select)
+    _set_query_top(query, top)
+    _set_query_skip(query, skip)
+    _set_query_count(query, count)
+    _set_query_encoded(query, None)
+
+
+def _suggest(name: str, known: Collection[str]) -> str:
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:
+        return f" (did you mean {by_lower[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def model_fields(cls: type[Any]) -> frozenset[str]:
+    """The wire names of an attrs model's fields, for :meth:`Query.check_fields`
+    (``CarAssignment`` -> ``{"id", "userId", "start", "end"}``)."""
+    return frozenset(wire_name(a) for a in attrs.fields(cls))
+
+
+# ---------------------------------------------------------------------------------------------
+# Paging
+# ---------------------------------------------------------------------------------------------
+
+
+class Pager:
+    """Per-page queries for walking a list with ``$top``/``$skip`` (pure bookkeeping).
+
+    The caller's ``$skip`` is where the first page starts; the caller's ``$top`` is an overall
+    limit on the number of items, not a page size. Every other option (filter, ordering, select,
+    count) is kept on every page. Iteration ends after a page shorter than requested, or when
+    the overall limit is reached. The network layer does::
+
+        pager = Pager(query, page_size=100)
+        while (page_query := pager.next_query()) is not None:
+            items = await fetch(page_query)
+            for item in items[: pager.feed(len(items))]:
+                yield item
+
+    :meth:`feed` returns how many of the received items belong to the result, so a server that
+    ignored ``$top`` and sent more cannot push the result past the limit. Order by a stable key
+    (``orderby``) when paging through data that may change meanwhile.
+    """
+
+    __slots__ = ("_asked", "_base", "_done", "_offset", "_page_size", "_remaining")
+
+    def __init__(self, query: Query | None, page_size: int) -> None:
+        if page_size.__class__ is not int or page_size < 1:
+            raise ValidationError("page_size", f"must be an int >= 1, got {page_size!r}")
+        if query is not None and not isinstance(query, Query):
+            raise TypeError(f"query must be a Query or None, got {type(query).__name__}")
+        self._base = query if query is not None else Query()
+        self._page_size = page_size
+        self._offset = self._base.offset or 0
+        self._remaining = self._base.limit
+        self._done = self._remaining == 0
+        self._asked: int | None = None
+
+    @property
+    def done(self) -> bool:
+        """``True`` once no further page should be requested."""
+        return self._done
+
+    def next_query(self) -> Query | None:
+        """The query for the next page, or ``None`` when the iteration is over.
+
+        Call :meth:`feed` with the page's item count before asking for the next page.
+        """
+        if self._done:
+            return None
+        if self._asked is not None:
+            raise RuntimeError("feed() the previous page's item count before the next query")
+        top = self._page_size
+        if self._remaining is not None:
+            top = min(top, self._remaining)
+        self._asked = top
+        return self._base.with_page(self._offset, top)
+
+    def feed(self, count: int) -> int:
+        """Record that the last page returned ``count`` items; returns how many to keep."""
+        asked = self._asked
+        if asked is None:
+            raise RuntimeError("feed() called without a pending next_query()")
+        if count.__class__ is not int or count < 0:
+            raise ValidationError("count", f"must be an int >= 0, got {count!r}")
+        self._asked = None
+        keep = min(count, asked)
+        self._offset += keep
+        if self._remaining is not None:
+            self._remaining -= keep
+            if self._remaining <= 0:
+                self._done = True
+        if count < asked:
+            self._done = True
+        return keep
