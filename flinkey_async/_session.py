@@ -67,6 +67,19 @@ class Response:
         return result
 
 
+class RedactedHeaders(dict[str, str]):
+    """Request headers whose ``repr`` masks the credentials, so that a debugger, a traceback
+    printed with its local variables or an error tracker capturing frames shows no secret."""
+
+    SENSITIVE = frozenset({"flinkey-api-key", "authorization"})
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k.lower() in self.SENSITIVE else v) for k, v in self.items()}
+        return f"RedactedHeaders({shown!r})"
+
+    __str__ = __repr__
+
+
 def encode_json(body: Any) -> bytes:
     """Compact JSON bytes, as sent on the wire."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -130,17 +143,15 @@ class SessionLayer:
         return url
 
     # -- token endpoint ------------------------------------------------------------------------
-    async def fetch_token(self, username: str, password: str) -> TokenResponse:
+    async def fetch_token(self, username: str, password: Secret) -> TokenResponse:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
         url = self.url(("oauth2", "token"))
-        headers = {
-            "flinkey-API-Key": self._api_key.reveal(),
-            "Accept": "application/json",
-        }
-        form = {"username": username, "password": password, "grant_type": "password"}
+        headers = RedactedHeaders({"flinkey-API-Key": self._api_key.reveal(),
+                                   "Accept": "application/json"})
+        form = aiohttp.FormData({"username": username, "password": password.reveal(),
+                                 "grant_type": "password"})
         response = await self._send_with_retry(
-            "POST", url, headers=headers, data=aiohttp.FormData(form)(), path="/oauth2/token",
-            authenticate=False,
+            "POST", url, headers=headers, data=form(), path="/oauth2/token", authenticate=False,
         )
         try:
             data = json.loads(response.body)
@@ -166,7 +177,8 @@ class SessionLayer:
         """
         url = self.url(segments, query)
         path = "/" + "/".join(str(s) for s in segments)
-        headers = {"flinkey-API-Key": self._api_key.reveal(), "Accept": "application/json"}
+        headers = RedactedHeaders({"flinkey-API-Key": self._api_key.reveal(),
+                                   "Accept": "application/json"})
         if customer_scoped:
             headers["Customer-ID"] = str(self.customer_id)
         data = encode_json(json_body) if json_body is not None else json_bytes
@@ -179,7 +191,7 @@ class SessionLayer:
         method: str,
         url: URL,
         *,
-        headers: dict[str, str],
+        headers: RedactedHeaders,
         data: Any,
         path: str,
         authenticate: bool = True,
@@ -187,12 +199,12 @@ class SessionLayer:
         attempt = 0
         refreshed = False
         while True:
-            token = None
+            token: Secret | None = None
             if authenticate:
                 if self.token_provider is None:
                     raise RuntimeError("no credentials: give a token or a username and password")
-                token = await self.token_provider.token()
-                headers["Authorization"] = f"Bearer {token}"
+                token = Secret(await self.token_provider.token())
+                headers["Authorization"] = "Bearer " + token.reveal()
             failure: Failure
             error: Exception
             retry_after: float | None = None
@@ -225,7 +237,7 @@ class SessionLayer:
                 logger.debug("%s %s -> %s", method, path, status)
                 if (isinstance(api_error, InvalidTokenError) and token is not None
                         and not refreshed and self.token_provider is not None
-                        and self.token_provider.invalidate(token)):
+                        and self.token_provider.invalidate(token.reveal())):
                     refreshed = True
                     continue
                 failure, error = status, api_error

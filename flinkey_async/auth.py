@@ -112,7 +112,7 @@ class StaticToken:
 
 
 #: Fetches a token for (username, password); provided by the session layer.
-TokenFetcher = Callable[[str, str], Awaitable[TokenResponse]]
+TokenFetcher = Callable[[str, Secret], Awaitable[TokenResponse]]
 
 
 class PasswordGrant:
@@ -154,7 +154,7 @@ class PasswordGrant:
             current = self._token
             if current is not None and self._clock() < self._refresh_at:
                 return current.reveal()
-            response = await self._fetch(self._username, self._password.reveal())
+            response = await self._fetch(self._username, self._password)
             self.fetch_count += 1
             margin = min(self._refresh_margin, response.expires_in / 10)
             self._token = response.access_token

@@ -276,3 +276,26 @@ async def test_secrets_never_leak(server: RecordingServer, caplog: pytest.LogCap
     for secret in (API_KEY, PASSWORD, secret_token):
         assert secret not in blob
     assert "GET /assignments/1" in caplog.text
+
+
+@pytest.mark.parametrize("fail_on", ["token", "request"])
+async def test_no_secret_in_traceback_locals(server: RecordingServer, fail_on: str) -> None:
+    """Error trackers and `pytest --showlocals` print every frame's local variables."""
+    secret_token = "tok-LOCALS-555"
+    if fail_on == "token":
+        server.on("POST", "/oauth2/token", lambda r, _: web.Response(status=500, text="down"))
+    else:
+        server.on("POST", "/oauth2/token", lambda r, _: token_response(secret_token))
+        server.on("GET", "/assignments/1", lambda r, _: web.Response(status=400, text="bad"))
+    async with grant_client(server, retry=RetryPolicy.disabled()) as client:
+        with pytest.raises(Exception) as info:
+            await client.assignments.get(1)
+    exc = info.value
+    assert exc.__traceback__ is not None
+    below_test = exc.with_traceback(exc.__traceback__.tb_next)  # the SDK's frames only
+    rendered = "".join(traceback.TracebackException.from_exception(
+        below_test, capture_locals=True).format())
+    assert "flinkey_async/_session.py" in rendered
+    assert "RedactedHeaders" in rendered or "Secret(" in rendered
+    for secret in (API_KEY, PASSWORD, secret_token):
+        assert secret not in rendered
