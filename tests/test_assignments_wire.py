@@ -288,3 +288,12 @@ async def test_server_ignoring_top_cannot_push_past_the_limit(server: RecordingS
             7, query=Query().top(12), page_size=10)]
     assert [a.id for a in got] == [*range(1, 11), 1, 2]
     assert len(server.requests) == 2
+
+
+async def test_select_is_refused_by_typed_list_methods(server: RecordingServer) -> None:
+    async with client_for(server) as client:
+        with pytest.raises(ValidationError, match=r"\$select"):
+            await client.assignments.list_for_car(7, query=Query().select("id", "start"))
+        with pytest.raises(ValidationError, match=r"\$select"):
+            await client.assignments.get(1, query=Query().select("id"))
+    assert server.requests == []

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._session import SessionLayer, encode_json
+from ..errors import ValidationError
 from ..odata import Pager, Query, model_fields
 from ..operations import OperationKind, PendingOperation, body_checksum
 
@@ -37,6 +38,13 @@ class Resource:
         if not isinstance(query, Query):
             raise TypeError(f"query must be a flinkey_async.Query, got {type(query).__name__}")
         query.check_fields(model_fields(model), resource)
+        if query.selected:
+            raise ValidationError(
+                "query",
+                f"$select makes the server return partial {resource} records, which "
+                f"{model.__name__} cannot hold without inventing the missing fields; "
+                "leave select() out of queries passed to this method",
+            )
         return query
 
     async def _get(self, segments: Sequence[str | int], model: Any,
