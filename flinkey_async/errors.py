@@ -245,9 +245,6 @@ def _retry_after_header(value: str) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
-
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError, OverflowError):
