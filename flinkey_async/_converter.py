@@ -74,14 +74,21 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
             "naive datetime: give it a timezone, e.g. datetime(..., tzinfo=UTC) or "
             "dt.astimezone() for local time",
         )
-    # Shifting by the offset and cutting isoformat() at the seconds gives the same text as
-    # astimezone(UTC).strftime(...), several times faster (years always have 4 digits).
+    # Shifting by the offset and writing the fields gives the same text as
+    # astimezone(UTC).strftime(...), several times faster (it is on the hot path of filters).
     try:
         if offset:
             value = value - offset
     except OverflowError:
         raise ValidationError(argument, f"{value!r} is out of range in UTC") from None
-    return value.isoformat()[:19] + "Z"
+    if value.year < 1000:
+        return value.isoformat()[:19] + "Z"  # isoformat() pads the year to 4 digits
+    digits = _TWO_DIGITS
+    return (f"{value.year}-{digits[value.month]}-{digits[value.day]}"
+            f"T{digits[value.hour]}:{digits[value.minute]}:{digits[value.second]}Z")
+
+
+_TWO_DIGITS = [f"{n:02d}" for n in range(100)]
 
 
 def parse_datetime(value: Any) -> datetime:

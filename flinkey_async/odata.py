@@ -45,11 +45,12 @@ from __future__ import annotations
 import difflib
 import enum
 import math
+import operator
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import date, datetime
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, Generic, Never, NoReturn, TypeVar, overload
 from urllib.parse import quote, unquote
 
 import attrs
@@ -87,9 +88,13 @@ __all__ = [
 #: query string (or get decoded as a space).
 _SAFE = "'()*,:;$@!"
 _NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~'()*,:;$@!]")
-_ASCII_ESCAPES = {
-    code: f"%{code:02X}" for code in range(128) if _NEEDS_ENCODING.match(chr(code))
-}
+#: ``str.translate`` table for ASCII text: each code point's encoded form (a list indexed by
+#: code point translates faster than a dict).
+_ASCII_ENCODED = [
+    f"%{code:02X}" if _NEEDS_ENCODING.match(chr(code)) else chr(code) for code in range(128)
+]
+#: The same, with ``'`` doubled: the body of an ASCII string literal in one pass.
+_ASCII_LITERAL_BODY = [*_ASCII_ENCODED[:39], "''", *_ASCII_ENCODED[40:]]
 
 
 def encode_component(text: str) -> str:
@@ -105,10 +110,8 @@ def encode_component(text: str) -> str:
     ``}`` and DEL may not appear unencoded in a URL either, so they are sent as ``%7B``, ``%7C``,
     ``%7D`` and ``%7F``, which OData servers decode like any other escape.
     """
-    if _NEEDS_ENCODING.search(text) is None:
-        return text
     if text.isascii():
-        return text.translate(_ASCII_ESCAPES)
+        return text.translate(_ASCII_ENCODED)
     try:
         return quote(text, safe=_SAFE, errors="strict")
     except UnicodeEncodeError:
@@ -126,6 +129,8 @@ _INT64_MAX = 2**63 - 1
 
 
 def _lit_str(value: str, argument: str) -> str:
+    if value.isascii():
+        return "'" + value.translate(_ASCII_LITERAL_BODY) + "'"
     return "'" + encode_component(value.replace("'", "''")) + "'"
 
 
@@ -245,17 +250,39 @@ _NO_TRUTH = (
 )
 
 _new = object.__new__
+_T = TypeVar("_T")
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    """Set the slot ``name`` of an attrs frozen class directly.
+class _Attribute(Generic[_T]):
+    """A public, read-only attribute of a node, kept in the slot of the same name with a
+    leading underscore (``op`` in ``_op``).
 
-    Nodes made by the operators are built with these setters instead of the attrs-generated
-    ``__init__``: for frozen classes that ``__init__`` goes through ``object.__setattr__`` once
-    per field, which made up most of the cost of building a filter. The nodes are the same.
+    Assigning to the attribute or deleting it raises
+    :class:`attrs.exceptions.FrozenInstanceError`, as on a frozen attrs class. The node classes
+    do not override ``__setattr__``, so their constructors (and the operators, which build most
+    nodes) fill the slots with plain attribute writes: building nodes is most of the cost of
+    building a filter, and a write through a frozen ``__setattr__`` costs several times as much.
     """
-    setter: Callable[[Any, Any], None] = getattr(cls, name).__set__
-    return setter
+
+    __slots__ = ("_read",)
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._read: Callable[[Any], _T] = operator.attrgetter("_" + name)
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> _Attribute[_T]: ...
+
+    @overload
+    def __get__(self, instance: Expr, owner: type[Any] | None = None) -> _T: ...
+
+    def __get__(self, instance: Expr | None, owner: type[Any] | None = None) -> Any:
+        return self if instance is None else self._read(instance)
+
+    def __set__(self, instance: Expr, value: Never) -> NoReturn:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delete__(self, instance: Expr) -> NoReturn:
+        raise attrs.exceptions.FrozenInstanceError
 
 
 def _typed(value: Any) -> Any:
@@ -284,32 +311,58 @@ def _as_expr(value: Any, what: str) -> Expr:
     raise TypeError(f"{what} needs an OData expression (built with F), got {type(value).__name__}")
 
 
-@attrs.frozen
 class Expr:
     """Base class of the filter nodes. Combine nodes with ``&``, ``|`` and ``~``.
 
     ``str(expr)`` is the decoded OData text, :meth:`encoded` the percent-encoded form. Using an
     expression as a Python truth value (``and``, ``or``, ``not``, ``if``) raises
     :class:`TypeError`.
+
+    Nodes are immutable, compare equal when they are of the same class with equal attributes
+    (literal values also of the same type), and hash accordingly.
     """
 
+    __slots__ = ("__weakref__", "_wire")
     #: Binding strength in the renderer's precedence table (higher binds tighter).
     PRECEDENCE: ClassVar[int] = _ATOM_PREC
-    _wire: str | None = attrs.field(init=False, default=None, eq=False, repr=False)
+    #: The public attributes, in constructor order (also used by ``repr()``).
+    __match_args__: ClassVar[tuple[str, ...]] = ()
+    #: The percent-encoded text; ``None`` until rendered (see :meth:`encoded`).
+    _wire: str | None
+
+    def __init__(self) -> None:
+        self._wire = None
 
     def _render(self) -> str:  # pragma: no cover - every node overrides it
         raise NotImplementedError
+
+    def _key(self) -> tuple[Any, ...]:
+        """What equality and hashing compare."""
+        return ()
 
     def encoded(self) -> str:
         """The percent-encoded OData text of this expression (rendered once, then cached)."""
         wire = self._wire
         if wire is None:
-            wire = self._render()
-            _set_wire(self, wire)
+            wire = self._wire = self._render()
         return wire
 
     def __str__(self) -> str:
         return unquote(self.encoded())
+
+    def __repr__(self) -> str:
+        name = self.__class__.__qualname__.rsplit(">.", 1)[-1]
+        args = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.__match_args__)
+        return f"{name}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Expr)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.__class__, self._key()))
 
     def fields(self) -> Iterator[str]:
         """The wire names of the fields this expression references."""
@@ -319,11 +372,11 @@ class Expr:
         # The body of _junction(), inlined: this is on the hot path of building filters.
         if not isinstance(other, Expr):
             other = _as_expr(other, "&")
-        operands: tuple[Expr, ...] = self.operands if isinstance(self, And) else (self,)
-        operands += other.operands if isinstance(other, And) else (other,)
+        operands = self._operands if isinstance(self, And) else (self,)
+        operands += other._operands if isinstance(other, And) else (other,)
         node: And = _new(And)
-        _set_operands(node, operands)
-        _set_wire(node, None)
+        node._operands = operands
+        node._wire = None
         return node
 
     def __rand__(self, other: Any) -> And:
@@ -332,11 +385,11 @@ class Expr:
     def __or__(self, other: Any) -> Or:
         if not isinstance(other, Expr):
             other = _as_expr(other, "|")
-        operands: tuple[Expr, ...] = self.operands if isinstance(self, Or) else (self,)
-        operands += other.operands if isinstance(other, Or) else (other,)
+        operands = self._operands if isinstance(self, Or) else (self,)
+        operands += other._operands if isinstance(other, Or) else (other,)
         node: Or = _new(Or)
-        _set_operands(node, operands)
-        _set_wire(node, None)
+        node._operands = operands
+        node._wire = None
         return node
 
     def __ror__(self, other: Any) -> Or:
@@ -344,15 +397,14 @@ class Expr:
 
     def __invert__(self) -> Expr:
         node: Not = _new(Not)
-        _set_not_operand(node, self)
-        _set_wire(node, None)
+        node._operand = self
+        node._wire = None
         return node
 
     def __bool__(self) -> bool:
         raise TypeError(_NO_TRUTH)
 
 
-_set_wire = _slot_setter(Expr, "_wire")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -361,62 +413,73 @@ def _check_identifier(name: Any) -> None:
         raise ValidationError("field", f"{name!r} is not a field name")
 
 
-@attrs.frozen
 class FieldRef(Expr):
     """A field as an expression: a boolean field used as a condition
     (``Query().filter(F.active)``), or the right-hand side of a field-to-field comparison."""
 
-    name: str
+    __slots__ = ("_name",)
+    __match_args__ = ("name",)
+    name: _Attribute[str] = _Attribute()
+    _name: str
 
-    def __attrs_post_init__(self) -> None:
-        _check_identifier(self.name)
-        _set_wire(self, self.name)
+    def __init__(self, name: str) -> None:
+        _check_identifier(name)
+        self._name = self._wire = name
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._name,)
 
     def fields(self) -> Iterator[str]:
-        yield self.name
+        yield self._name
 
 
 _CMP_SEPARATORS = {op: f"%20{op}%20" for op in ("eq", "ne", "lt", "le", "gt", "ge")}
 
 
-@attrs.frozen
 class Comparison(Expr):
     """``field op value``: ``op`` is one of ``eq ne lt le gt ge``; ``value`` is a Python value
     (rendered by :func:`literal`) or a :class:`FieldRef` (a field-to-field comparison)."""
 
+    __slots__ = ("_field", "_op", "_value")
+    __match_args__ = ("op", "field", "value")
     PRECEDENCE: ClassVar[int] = _CMP_PREC
-    op: str
-    field: str
-    value: Any = attrs.field(eq=_typed)
+    op: _Attribute[str] = _Attribute()
+    field: _Attribute[str] = _Attribute()
+    value: _Attribute[Any] = _Attribute()
+    _op: str
+    _field: str
+    _value: Any
 
-    def __attrs_post_init__(self) -> None:
-        # Runs only for nodes built directly; the Field operators set the slots themselves.
-        _check_identifier(self.field)
-        if self.op not in _CMP_SEPARATORS:
-            raise ValidationError("op", f"unknown comparison operator {self.op!r}")
-        _set_wire(self, _comparison_text(self.field, self.op, self.value))
+    def __init__(self, op: str, field: str, value: Any) -> None:
+        # The Field operators build their nodes without this checking constructor.
+        _check_identifier(field)
+        if op not in _CMP_SEPARATORS:
+            raise ValidationError("op", f"unknown comparison operator {op!r}")
+        self._wire = _comparison_text(field, op, value)
+        self._op = op
+        self._field = field
+        self._value = value
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._op, self._field, _typed(self._value))
 
     def fields(self) -> Iterator[str]:
-        yield self.field
-        if isinstance(self.value, FieldRef):
-            yield self.value.name
+        yield self._field
+        if isinstance(self._value, FieldRef):
+            yield self._value._name
 
     def __bool__(self) -> bool:
         # ``F.a == F.b`` compares the names, so fields work as dict keys and with ``in`` (Python
         # calls == on hash collisions and in ``x in list``); any other comparison raises.
-        if self.op in ("eq", "ne") and isinstance(self.value, FieldRef):
-            return (self.field == self.value.name) is (self.op == "eq")
+        op = self._op
+        if op in ("eq", "ne") and isinstance(self._value, FieldRef):
+            return (self._field == self._value._name) is (op == "eq")
         raise TypeError(_NO_TRUTH)
 
 
 def _comparison_text(field: str, op: str, value: Any) -> str:
-    operand = value.name if isinstance(value, FieldRef) else _wire_literal(value, field)
+    operand = value._name if isinstance(value, FieldRef) else _wire_literal(value, field)
     return field + _CMP_SEPARATORS[op] + operand
-
-
-_set_cmp_op = _slot_setter(Comparison, "op")
-_set_cmp_field = _slot_setter(Comparison, "field")
-_set_cmp_value = _slot_setter(Comparison, "value")
 
 
 def _comparison_operator(op: str) -> Callable[[Field, Any], Comparison]:
@@ -431,12 +494,12 @@ def _comparison_operator(op: str) -> Callable[[Field, Any], Comparison]:
         else:
             if isinstance(value, Field):
                 value = value.ref
-            operand = value.name if isinstance(value, FieldRef) else _wire_literal(value, field)
+            operand = value._name if isinstance(value, FieldRef) else _wire_literal(value, field)
         node: Comparison = _new(Comparison)
-        _set_cmp_op(node, op)
-        _set_cmp_field(node, field)
-        _set_cmp_value(node, value)
-        _set_wire(node, field + separator + operand)
+        node._op = op
+        node._field = field
+        node._value = value
+        node._wire = field + separator + operand
         return node
 
     compare.__name__ = compare.__qualname__ = f"__{op}__"
@@ -449,7 +512,7 @@ _FUNCTIONS = frozenset({"contains", "startswith", "endswith"})
 
 def _call_text(function: str, field: str, value: Any) -> str:
     if isinstance(value, FieldRef):
-        operand = value.name
+        operand = value._name
     elif isinstance(value, str):
         operand = _lit_str(value, field)
     else:
@@ -457,72 +520,84 @@ def _call_text(function: str, field: str, value: Any) -> str:
     return function + "(" + field + "," + operand + ")"
 
 
-@attrs.frozen
 class Call(Expr):
     """A string function: ``contains(field,'x')``, ``startswith(...)`` or ``endswith(...)``."""
 
-    function: str
-    field: str
-    value: str | FieldRef
+    __slots__ = ("_field", "_function", "_value")
+    __match_args__ = ("function", "field", "value")
+    function: _Attribute[str] = _Attribute()
+    field: _Attribute[str] = _Attribute()
+    value: _Attribute[str | FieldRef] = _Attribute()
+    _function: str
+    _field: str
+    _value: str | FieldRef
 
-    def __attrs_post_init__(self) -> None:
-        _check_identifier(self.field)
-        if self.function not in _FUNCTIONS:
-            raise ValidationError("function", f"unsupported function {self.function!r}")
-        _set_wire(self, _call_text(self.function, self.field, self.value))
+    def __init__(self, function: str, field: str, value: str | FieldRef) -> None:
+        _check_identifier(field)
+        if function not in _FUNCTIONS:
+            raise ValidationError("function", f"unsupported function {function!r}")
+        self._wire = _call_text(function, field, value)
+        self._function = function
+        self._field = field
+        self._value = value
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._function, self._field, self._value)
 
     def fields(self) -> Iterator[str]:
-        yield self.field
-        if isinstance(self.value, FieldRef):
-            yield self.value.name
-
-
-_set_call_function = _slot_setter(Call, "function")
-_set_call_field = _slot_setter(Call, "field")
-_set_call_value = _slot_setter(Call, "value")
+        yield self._field
+        if isinstance(self._value, FieldRef):
+            yield self._value._name
 
 
 def _call(function: str, field: str, value: Any) -> Call:
     """``function(field,value)``, built by the :class:`Field` methods."""
     if isinstance(value, Field):
         value = value.ref
-    text = _call_text(function, field, value)
     node: Call = _new(Call)
-    _set_call_function(node, function)
-    _set_call_field(node, field)
-    _set_call_value(node, value)
-    _set_wire(node, text)
+    node._wire = _call_text(function, field, value)
+    node._function = function
+    node._field = field
+    node._value = value
     return node
 
 
 def _in_text(field: str, values: tuple[Any, ...]) -> str:
     if not values:
         raise ValidationError(field, "in_() needs at least one value")
-    operands = [_wire_literal(v, field) for v in values]
+    operands = []
+    for value in values:  # _wire_literal(), with its common case inlined
+        render = _LITERALS.get(value.__class__)
+        operands.append(render(value, field) if render is not None else _wire_literal(value, field))
     if len(operands) == 1:
         return field + "%20eq%20" + operands[0]
     return field + "%20in%20(" + ",".join(operands) + ")"
 
 
-@attrs.frozen
 class In(Expr):
     """``field in (v1,v2,...)``. A single value is written ``field eq v``: the same meaning,
     and accepted by every parser (some read ``(v)`` as a parenthesised value, not a list)."""
 
+    __slots__ = ("_field", "_values")
+    __match_args__ = ("field", "values")
     PRECEDENCE: ClassVar[int] = _CMP_PREC
-    field: str
-    values: tuple[Any, ...] = attrs.field(converter=tuple, eq=_typed_all)
+    field: _Attribute[str] = _Attribute()
+    values: _Attribute[tuple[Any, ...]] = _Attribute()
+    _field: str
+    _values: tuple[Any, ...]
 
-    def __attrs_post_init__(self) -> None:
-        _check_identifier(self.field)
-        _set_wire(self, _in_text(self.field, self.values))
+    def __init__(self, field: str, values: Iterable[Any]) -> None:
+        items = tuple(values)
+        _check_identifier(field)
+        self._wire = _in_text(field, items)
+        self._field = field
+        self._values = items
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._field, _typed_all(self._values))
 
     def fields(self) -> Iterator[str]:
-        yield self.field
-
-
-_set_in_field = _slot_setter(In, "field")
-_set_in_values = _slot_setter(In, "values")
+        yield self._field
 
 
 def _in(field: str, values: Iterable[Any]) -> In:
@@ -530,49 +605,61 @@ def _in(field: str, values: Iterable[Any]) -> In:
     if isinstance(values, (str, bytes)):
         raise TypeError("in_() needs a list of values, not a single string")
     items = tuple(values)
-    text = _in_text(field, items)
     node: In = _new(In)
-    _set_in_field(node, field)
-    _set_in_values(node, items)
-    _set_wire(node, text)
+    node._wire = _in_text(field, items)
+    node._field = field
+    node._values = items
     return node
 
 
-@attrs.frozen
 class Not(Expr):
     """``not operand`` (build it with ``~``; ``~~x`` is ``x``)."""
 
+    __slots__ = ("_operand",)
+    __match_args__ = ("operand",)
     PRECEDENCE: ClassVar[int] = _NOT_PREC
-    operand: Expr
+    operand: _Attribute[Expr] = _Attribute()
+    _operand: Expr
+
+    def __init__(self, operand: Expr) -> None:
+        self._operand = operand
+        self._wire = None
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._operand,)
 
     def _render(self) -> str:
-        operand = self.operand
-        text = operand._wire
-        if text is None:
-            text = operand.encoded()
+        operand = self._operand
+        text = operand.encoded()
         return "not%20(" + text + ")" if operand.PRECEDENCE < _NOT_PREC else "not%20" + text
 
     def fields(self) -> Iterator[str]:
-        return self.operand.fields()
+        return self._operand.fields()
 
     def __invert__(self) -> Expr:
-        return self.operand
+        return self._operand
 
 
-_set_not_operand = _slot_setter(Not, "operand")
-
-
-@attrs.frozen
 class _Junction(Expr):
     """What :class:`And` and :class:`Or` share: a flat tuple of operands."""
 
-    operands: tuple[Expr, ...]
+    __slots__ = ("_operands",)
+    __match_args__ = ("operands",)
     SEPARATOR: ClassVar[str] = ""
+    operands: _Attribute[tuple[Expr, ...]] = _Attribute()
+    _operands: tuple[Expr, ...]
+
+    def __init__(self, operands: tuple[Expr, ...]) -> None:
+        self._operands = operands
+        self._wire = None
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._operands,)
 
     def _render(self) -> str:
         precedence = self.PRECEDENCE
         parts = []
-        for node in self.operands:
+        for node in self._operands:
             text = node._wire
             if text is None:
                 text = node.encoded()
@@ -580,27 +667,24 @@ class _Junction(Expr):
         return self.SEPARATOR.join(parts)
 
     def fields(self) -> Iterator[str]:
-        for operand in self.operands:
+        for operand in self._operands:
             yield from operand.fields()
 
 
-@attrs.frozen
 class And(_Junction):
     """``a and b and ...`` (build it with ``&``)."""
 
+    __slots__ = ()
     PRECEDENCE: ClassVar[int] = _AND_PREC
     SEPARATOR: ClassVar[str] = "%20and%20"
 
 
-@attrs.frozen
 class Or(_Junction):
     """``a or b or ...`` (build it with ``|``)."""
 
+    __slots__ = ()
     PRECEDENCE: ClassVar[int] = _OR_PREC
     SEPARATOR: ClassVar[str] = "%20or%20"
-
-
-_set_operands = _slot_setter(_Junction, "operands")
 
 
 _J = TypeVar("_J", bound=_Junction)
@@ -610,18 +694,17 @@ def _junction(cls: type[_J], left: Expr, right: Expr) -> _J:
     """``left <op> right``, flattening chains of the same operator: (a and b) and c -> a and b
     and c."""
     if isinstance(left, cls):
-        operands = left.operands + (right.operands if isinstance(right, cls) else (right,))
+        operands = left._operands + (right._operands if isinstance(right, cls) else (right,))
     elif isinstance(right, cls):
-        operands = (left, *right.operands)
+        operands = (left, *right._operands)
     else:
         operands = (left, right)
     node: _J = _new(cls)
-    _set_operands(node, operands)
-    _set_wire(node, None)
+    node._operands = operands
+    node._wire = None
     return node
 
 
-@attrs.frozen
 class Raw(Expr):
     """Pre-written OData filter text, inserted verbatim (percent-encoded for the URL).
 
@@ -630,15 +713,22 @@ class Raw(Expr):
     other expressions.
     """
 
+    __slots__ = ("_text",)
+    __match_args__ = ("text",)
     PRECEDENCE: ClassVar[int] = _RAW_PREC
-    text: str
+    text: _Attribute[str] = _Attribute()
+    _text: str
 
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.text, str):
-            raise TypeError(f"raw filter text must be a str, got {type(self.text).__name__}")
-        if not self.text.strip():
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"raw filter text must be a str, got {type(text).__name__}")
+        if not text.strip():
             raise ValidationError("filter", "raw filter text must not be empty")
-        _set_wire(self, encode_component(self.text))
+        self._text = text
+        self._wire = encode_component(text)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._text,)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,6 +866,7 @@ class _Fields:
 
 #: Field references: ``F.car_id == 7`` renders ``carId eq 7``.
 F = _Fields()
+_FIELDS_BY_NAME = F._cache
 
 
 # ---------------------------------------------------------------------------------------------
@@ -787,7 +878,7 @@ def _field_name(field: str | Field, argument: str) -> str:
     if isinstance(field, Field):
         return field.name
     if isinstance(field, str):
-        found = F._cache.get(field)
+        found = _FIELDS_BY_NAME.get(field)
         if found is not None:
             return found.name
         if " " in field.strip():
@@ -805,6 +896,14 @@ def _check_count(value: Any, argument: str) -> int:
     return result
 
 
+#: A query's options in the order they are written: ``$filter``, ``$orderby``, ``$select``,
+#: ``$top``, ``$skip``, ``$count``.
+_Options = tuple[
+    Expr | None, tuple[tuple[str, bool], ...], tuple[str, ...], int | None, int | None, bool | None
+]
+_NO_OPTIONS: _Options = (None, (), (), None, None, None)
+
+
 @attrs.frozen(init=False)
 class Query:
     """OData query options (``$filter``, ``$orderby``, ``$select``, ``$top``, ``$skip``,
@@ -816,36 +915,15 @@ class Query:
     the decoded name/value pairs.
     """
 
-    _filter: Expr | None
-    _orderby: tuple[tuple[str, bool], ...]
-    _select: tuple[str, ...]
-    _top: int | None
-    _skip: int | None
-    _count: bool | None
+    # All options in one tuple (see _Options): a derived query then costs two slot writes, not
+    # one per option.
+    _options: _Options
     _encoded: str | None = attrs.field(eq=False, repr=False)
 
     def __init__(self) -> None:
         """An empty query: no options."""
-        _init_query(self, None, (), (), None, None, None)
-
-    def _with(
-        self,
-        filter_: Expr | None,
-        orderby: tuple[tuple[str, bool], ...],
-        select: tuple[str, ...],
-        top: int | None,
-        skip: int | None,
-        count: bool | None,
-    ) -> Query:
-        query: Query = _new(Query)
-        _set_query_filter(query, filter_)
-        _set_query_orderby(query, orderby)
-        _set_query_select(query, select)
-        _set_query_top(query, top)
-        _set_query_skip(query, skip)
-        _set_query_count(query, count)
-        _set_query_encoded(query, None)
-        return query
+        _set_query_options(self, _NO_OPTIONS)
+        _set_query_encoded(self, None)
 
     # Options ---------------------------------------------------------------------------
     def filter(self, expression: Expr | Field) -> Query:
@@ -855,10 +933,10 @@ class Query:
         string raises :class:`TypeError`: use :meth:`filter_raw` for pre-written text.
         """
         expr = expression if isinstance(expression, Expr) else _as_expr(expression, "filter()")
-        current = self._filter
-        combined = expr if current is None else _junction(And, current, expr)
-        return self._with(combined, self._orderby, self._select, self._top, self._skip,
-                          self._count)
+        current, orderby, select, top, skip, count = self._options
+        if current is not None:
+            expr = _junction(And, current, expr)
+        return _query((expr, orderby, select, top, skip, count))
 
     def filter_raw(self, text: str) -> Query:
         """Add pre-written OData filter text in decoded form, e.g. ``"name eq 'x'"``.
@@ -878,76 +956,78 @@ class Query:
         name = _field_name(field, "orderby")
         if desc is not True and desc is not False:
             raise ValidationError("desc", f"must be True or False, got {desc!r}")
-        for existing, _ in self._orderby:
+        filter_, orderby, select, top, skip, count = self._options
+        for existing, _ in orderby:
             if existing == name:
                 raise ValidationError("orderby", f"already ordered by {name!r}")
-        return self._with(self._filter, (*self._orderby, (name, desc)), self._select, self._top,
-                          self._skip, self._count)
+        return _query((filter_, (*orderby, (name, desc)), select, top, skip, count))
 
     def select(self, *fields: str | Field) -> Query:
         """Add fields to ``$select`` (the server then returns only those fields)."""
         if not fields:
             raise ValidationError("select", "select() needs at least one field")
-        names = list(self._select)
+        filter_, orderby, select, top, skip, count = self._options
+        names = list(select)
         for field in fields:
             name = _field_name(field, "select")
             if name not in names:
                 names.append(name)
-        return self._with(self._filter, self._orderby, tuple(names), self._top, self._skip,
-                          self._count)
+        return _query((filter_, orderby, tuple(names), top, skip, count))
 
     def top(self, n: int) -> Query:
         """Set ``$top``: return at most ``n`` items (an int >= 0)."""
-        return self._with(self._filter, self._orderby, self._select, _check_count(n, "top"),
-                          self._skip, self._count)
+        filter_, orderby, select, _, skip, count = self._options
+        return _query((filter_, orderby, select, _check_count(n, "top"), skip, count))
 
     def skip(self, n: int) -> Query:
         """Set ``$skip``: leave out the first ``n`` items (an int >= 0)."""
-        return self._with(self._filter, self._orderby, self._select, self._top,
-                          _check_count(n, "skip"), self._count)
+        filter_, orderby, select, top, _, count = self._options
+        return _query((filter_, orderby, select, top, _check_count(n, "skip"), count))
 
     def count(self, value: bool = True) -> Query:
         """Set ``$count`` (flinkey returns bare arrays and may ignore this option)."""
         if value is not True and value is not False:
             raise ValidationError("count", f"must be True or False, got {value!r}")
-        return self._with(self._filter, self._orderby, self._select, self._top, self._skip, value)
+        filter_, orderby, select, top, skip, _ = self._options
+        return _query((filter_, orderby, select, top, skip, value))
 
     def with_page(self, skip: int, top: int) -> Query:
         """A copy with ``$skip`` and ``$top`` replaced: one page of a paged listing (see
         :class:`Pager`)."""
-        return self._with(self._filter, self._orderby, self._select, _check_count(top, "top"),
-                          _check_count(skip, "skip"), self._count)
+        filter_, orderby, select, _, _, count = self._options
+        return _query((filter_, orderby, select, _check_count(top, "top"),
+                       _check_count(skip, "skip"), count))
 
     # Read access -----------------------------------------------------------------------
     @property
     def filter_expression(self) -> Expr | None:
         """The combined ``$filter`` expression, or ``None``."""
-        return self._filter
+        return self._options[0]
 
     @property
     def ordering(self) -> tuple[tuple[str, bool], ...]:
         """The ``$orderby`` keys as ``(wire_name, descending)`` pairs."""
-        return self._orderby
+        return self._options[1]
 
     @property
     def selected(self) -> tuple[str, ...]:
         """The ``$select`` fields (wire names)."""
-        return self._select
+        return self._options[2]
 
     @property
     def limit(self) -> int | None:
         """``$top``, or ``None``."""
-        return self._top
+        return self._options[3]
 
     @property
     def offset(self) -> int | None:
         """``$skip``, or ``None``."""
-        return self._skip
+        return self._options[4]
 
     @property
     def count_requested(self) -> bool | None:
         """``$count``, or ``None`` when not set."""
-        return self._count
+        return self._options[5]
 
     # Output ----------------------------------------------------------------------------
     def encoded(self) -> str:
@@ -959,22 +1039,21 @@ class Query:
         text = self._encoded
         if text is not None:
             return text
+        filter_, orderby, select, top, skip, count = self._options
         parts = []
-        expr = self._filter
-        if expr is not None:
-            wire = expr._wire
-            parts.append("$filter=" + (wire if wire is not None else expr.encoded()))
-        if self._orderby:
-            parts.append("$orderby=" + ",".join(
-                [name + "%20desc" if desc else name for name, desc in self._orderby]))
-        if self._select:
-            parts.append("$select=" + ",".join(self._select))
-        if self._top is not None:
-            parts.append("$top=" + str(self._top))
-        if self._skip is not None:
-            parts.append("$skip=" + str(self._skip))
-        if self._count is not None:
-            parts.append("$count=true" if self._count else "$count=false")
+        if filter_ is not None:
+            parts.append("$filter=" + filter_.encoded())
+        if orderby:
+            keys = ",".join([name + "%20desc" if desc else name for name, desc in orderby])
+            parts.append("$orderby=" + keys)
+        if select:
+            parts.append("$select=" + ",".join(select))
+        if top is not None:
+            parts.append(f"$top={top}")
+        if skip is not None:
+            parts.append(f"$skip={skip}")
+        if count is not None:
+            parts.append("$count=true" if count else "$count=false")
         text = "&".join(parts)
         _set_query_encoded(self, text)
         return text
@@ -999,10 +1078,11 @@ class Query:
     def fields(self) -> set[str]:
         """The wire names of all fields referenced in ``$filter``, ``$orderby`` and ``$select``
         (text added with :meth:`filter_raw` is not inspected)."""
-        names = set(self._select)
-        names.update(name for name, _ in self._orderby)
-        if self._filter is not None:
-            names.update(self._filter.fields())
+        filter_, orderby, select, *_ = self._options
+        names = set(select)
+        names.update(name for name, _ in orderby)
+        if filter_ is not None:
+            names.update(filter_.fields())
         return names
 
     def check_fields(self, allowed: Collection[str], resource: str) -> None:
@@ -1023,34 +1103,27 @@ class Query:
         raise ValidationError("query", "; ".join(messages))
 
 
-_QUERY_SLOTS = ("_filter", "_orderby", "_select", "_top", "_skip", "_count", "_encoded")
-(
-    _set_query_filter,
-    _set_query_orderby,
-    _set_query_select,
-    _set_query_top,
-    _set_query_skip,
-    _set_query_count,
-    _set_query_encoded,
-) = (_slot_setter(Query, name) for name in _QUERY_SLOTS)
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """Set the slot ``name`` of an attrs frozen class directly.
+
+    Queries made by the option methods are built with these setters instead of the
+    attrs-generated ``__init__``, which goes through ``object.__setattr__`` once per field and
+    costs more. The queries are the same.
+    """
+    setter: Callable[[Any, Any], None] = getattr(cls, name).__set__
+    return setter
 
 
-def _init_query(
-    query: Query,
-    filter_: Expr | None,
-    orderby: tuple[tuple[str, bool], ...],
-    select: tuple[str, ...],
-    top: int | None,
-    skip: int | None,
-    count: bool | None,
-) -> None:
-    _set_query_filter(query, filter_)
-    _set_query_orderby(query, orderby)
-    _set_query_select(query, select)
-    _set_query_top(query, top)
-    _set_query_skip(query, skip)
-    _set_query_count(query, count)
+_set_query_options = _slot_setter(Query, "_options")
+_set_query_encoded = _slot_setter(Query, "_encoded")
+
+
+def _query(options: _Options) -> Query:
+    """A Query with ``options``: what the option methods return."""
+    query: Query = _new(Query)
+    _set_query_options(query, options)
     _set_query_encoded(query, None)
+    return query
 
 
 def _suggest(name: str, known: Collection[str]) -> str:
