@@ -125,3 +125,16 @@ def test_datetime_roundtrip(dt: datetime) -> None:
     if not datetime(1970, 1, 1, tzinfo=UTC) <= expected < datetime(9999, 1, 1, tzinfo=UTC):
         return
     assert parse_datetime(format_datetime(dt)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        (datetime(5, 1, 2, 3, 4, 5, tzinfo=UTC), "0005-01-02T03:04:05Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "0999-12-31T23:59:59Z"),
+        (datetime(1000, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))), "0999-12-31T23:30:00Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), "9999-12-31T23:59:59Z"),
+    ],
+)
+def test_format_datetime_pads_every_field(value: datetime, wire: str) -> None:
+    assert format_datetime(value) == wire
