@@ -18,7 +18,7 @@ Build filters from fields and Python operators, combine them with ``&`` (and), `
 
 How it works:
 
-* A filter is an immutable tree of small ``attrs`` nodes (:class:`Comparison`, :class:`And`,
+* A filter is an immutable tree of small nodes (:class:`Comparison`, :class:`And`,
   :class:`Or`, :class:`Not`, :class:`In`, :class:`Call`, :class:`FieldRef`, :class:`Raw`).
   Filters are never built by gluing strings together.
 * One renderer turns a tree into text. It uses the OData operator precedence
