@@ -64,7 +64,7 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
     Raises :class:`ValidationError` (naming ``argument``) for naive datetimes, non-datetimes and
     datetimes that fall outside the representable range once converted to UTC.
     """
-    if not isinstance(value, datetime):
+    if type(value) is not datetime and not isinstance(value, datetime):
         raise ValidationError(
             argument, f"expected a timezone-aware datetime, got {type(value).__name__}")
     offset = value.utcoffset()
@@ -81,10 +81,11 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
             value = value - offset
     except OverflowError:
         raise ValidationError(argument, f"{value!r} is out of range in UTC") from None
-    if value.year < 1000:
+    year = value.year
+    if year < 1000:
         return value.isoformat()[:19] + "Z"  # isoformat() pads the year to 4 digits
     digits = _TWO_DIGITS
-    return (f"{value.year}-{digits[value.month]}-{digits[value.day]}"
+    return (f"{year}-{digits[value.month]}-{digits[value.day]}"
             f"T{digits[value.hour]}:{digits[value.minute]}:{digits[value.second]}Z")
 
 

@@ -21,10 +21,12 @@ How it works:
 * A filter is an immutable tree of small nodes (:class:`Comparison`, :class:`And`,
   :class:`Or`, :class:`Not`, :class:`In`, :class:`Call`, :class:`FieldRef`, :class:`Raw`).
   Filters are never built by gluing strings together.
-* One renderer turns a tree into text. It uses the OData operator precedence
-  (``or`` < ``and`` < comparisons and ``in`` < ``not``) and writes the fewest parentheses that
-  keep the meaning: ``(a or b) and c`` keeps its parentheses, ``a or b and c`` needs none,
-  ``not (a eq 1)`` gets them, and chains of the same operator are flattened.
+* Each node writes its own percent-encoded text once, when it is made, from its operands'
+  texts. The rule is the same for every node: the OData operator precedence
+  (``or`` < ``and`` < comparisons and ``in`` < ``not``), and the fewest parentheses that keep
+  the meaning: ``(a or b) and c`` keeps its parentheses, ``a or b and c`` needs none,
+  ``not (a eq 1)`` gets them, and chains of the same operator are flattened. A query's string
+  is then its options' texts joined.
 * Literals are rendered by one function, :func:`literal`: strings are single-quoted with ``'``
   doubled; aware datetimes become UTC ``yyyy-MM-ddTHH:mm:ssZ`` (naive ones are rejected,
   sub-seconds truncated); see :func:`literal` for every type. A value of an unsupported type
@@ -36,21 +38,24 @@ How it works:
   :meth:`Query.to_params` to aiohttp's ``params=`` also works, but aiohttp then writes spaces as
   ``+``, which not every server reads as a space.
 
-Rendered text is cached on each node and on each query, so a base query that many coroutines
-extend is rendered once. Nodes and queries are immutable and safe to share between tasks.
+Because a node's text is made with the node, extending a shared base query never renders the
+base again; a query caches its own string. Nodes and queries are immutable and safe to share
+between tasks. Building a filter is on the hot path of every list call, so the node-making code
+is written for speed (see ``benchmarks/odata.py``); the comments there say where and why.
 """
 
 from __future__ import annotations
 
 import difflib
 import enum
+import inspect
 import math
 import operator
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import date, datetime
-from typing import Any, ClassVar, Generic, Never, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Never, NoReturn, TypeVar, overload
 from urllib.parse import quote, unquote
 
 import attrs
@@ -126,17 +131,24 @@ def encode_component(text: str) -> str:
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+#: The text of 0..1023, the commonest int literals: a list lookup costs a tenth of writing the
+#: int. Used on the hot paths, with _ONE_DIGIT: ints within +-2**30 are single-"digit" ints,
+#: which CPython compares fast, so they need no 64-bit range check.
+_INT_TEXT = [str(n) for n in range(1024)]
+_INT_TEXT_END = len(_INT_TEXT)
+_ONE_DIGIT = 2**30
 
 
 def _lit_str(value: str, argument: str) -> str:
     if value.isascii():
-        return "'" + value.translate(_ASCII_LITERAL_BODY) + "'"
-    return "'" + encode_component(value.replace("'", "''")) + "'"
+        return f"'{value.translate(_ASCII_LITERAL_BODY)}'"
+    body = encode_component(value.replace("'", "''"))
+    return f"'{body}'"
 
 
 def _lit_int(value: int, argument: str) -> str:
     if _INT64_MIN <= value <= _INT64_MAX:
-        return str(value) if value.__class__ is int else str(int(value))
+        return str(value) if type(value) is int else str(int(value))
     raise ValidationError(argument, f"integer {value} is outside the 64-bit range of OData")
 
 
@@ -158,10 +170,6 @@ def _lit_float(value: float, argument: str) -> str:
     return text.replace("+", "%2B") if "+" in text else text
 
 
-def _lit_datetime(value: datetime, argument: str) -> str:
-    return format_datetime(value, argument)
-
-
 def _lit_date(value: date, argument: str) -> str:
     return value.isoformat()
 
@@ -176,7 +184,7 @@ _LITERALS: dict[type, Callable[[Any, str], str]] = {
     bool: _lit_bool,
     type(None): _lit_none,
     float: _lit_float,
-    datetime: _lit_datetime,
+    datetime: format_datetime,
     date: _lit_date,
     uuid.UUID: _lit_uuid,
 }
@@ -187,7 +195,7 @@ _LITERAL_BASES = (bool, int, str, float, datetime, date, uuid.UUID)
 
 def _wire_literal(value: Any, argument: str = "value") -> str:
     """The percent-encoded OData literal for ``value`` (see :func:`literal`)."""
-    render = _LITERALS.get(value.__class__)
+    render = _LITERALS.get(type(value))
     if render is not None:
         return render(value, argument)
     if isinstance(value, enum.Enum):
@@ -287,11 +295,11 @@ class _Attribute(Generic[_T]):
 
 def _typed(value: Any) -> Any:
     """Equality key for literal values: ``True``, ``1`` and ``1.0`` render differently."""
-    return (value.__class__, value)
+    return (type(value), value)
 
 
 def _typed_all(values: tuple[Any, ...]) -> Any:
-    return tuple((v.__class__, v) for v in values)
+    return tuple((type(v), v) for v in values)
 
 
 def _plain_string_error(what: str) -> TypeError:
@@ -311,7 +319,50 @@ def _as_expr(value: Any, what: str) -> Expr:
     raise TypeError(f"{what} needs an OData expression (built with F), got {type(value).__name__}")
 
 
-class Expr:
+#: Every node class. ``type(x) in _NODE_CLASSES`` is the hot paths' test for "x is a node":
+#: ``isinstance(x, Expr)`` costs several times as much once Expr has a metaclass.
+_NODE_CLASSES: set[type] = set()
+
+
+class _NodeType(type):
+    """The metaclass of the filter nodes: keeps Python code out of making a node.
+
+    A node class's ``__init__`` checks its arguments. The class is made without it (it is kept
+    as ``_checked_init``), and calling the class runs it, so ``Comparison("eq", "carId", 7)``
+    works and checks as usual. The operators, which make nearly all nodes and have checked
+    their arguments already, make a blank node with ``type.__call__`` bound to the class (see
+    :func:`_blank`): CPython's cheapest way to make an instance, about a third less work than
+    ``object.__new__(cls)``, and making nodes is most of the cost of building a filter.
+    """
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> _NodeType:
+        init = namespace.pop("__init__", None)
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        _NODE_CLASSES.add(cls)
+        if init is not None:
+            cls._checked_init = init  # type: ignore[attr-defined]
+            parameters = list(inspect.signature(init).parameters.values())[1:]
+            cls.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        return cls
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        node = type.__call__(cls)
+        cls._checked_init(node, *args, **kwargs)  # type: ignore[attr-defined]
+        return node
+
+
+_N = TypeVar("_N", bound="Expr")
+
+
+def _blank(cls: type[_N]) -> Callable[[], _N]:
+    """A function that makes a blank node of class ``cls`` (no slot set, no check run)."""
+    make: Callable[[], _N] = type.__call__.__get__(cls)
+    return make
+
+
+class Expr(metaclass=_NodeType):
     """Base class of the filter nodes. Combine nodes with ``&``, ``|`` and ``~``.
 
     ``str(expr)`` is the decoded OData text, :meth:`encoded` the percent-encoded form. Using an
@@ -322,83 +373,61 @@ class Expr:
     (literal values also of the same type), and hash accordingly.
     """
 
-    __slots__ = ("__weakref__", "_wire")
-    #: Binding strength in the renderer's precedence table (higher binds tighter).
+    __slots__ = ("_wire",)
+    #: Binding strength in OData's precedence table (higher binds tighter).
     PRECEDENCE: ClassVar[int] = _ATOM_PREC
     #: The public attributes, in constructor order (also used by ``repr()``).
     __match_args__: ClassVar[tuple[str, ...]] = ()
-    #: The percent-encoded text; ``None`` until rendered (see :meth:`encoded`).
-    _wire: str | None
+    #: The percent-encoded text, written when the node is made.
+    _wire: str
 
     def __init__(self) -> None:
-        self._wire = None
-
-    def _render(self) -> str:  # pragma: no cover - every node overrides it
-        raise NotImplementedError
+        raise TypeError("Expr is the base class of the filter nodes; build expressions with F")
 
     def _key(self) -> tuple[Any, ...]:
         """What equality and hashing compare."""
         return ()
 
     def encoded(self) -> str:
-        """The percent-encoded OData text of this expression (rendered once, then cached)."""
-        wire = self._wire
-        if wire is None:
-            wire = self._wire = self._render()
-        return wire
+        """The percent-encoded OData text of this expression."""
+        return self._wire
 
     def __str__(self) -> str:
-        return unquote(self.encoded())
+        return unquote(self._wire)
 
     def __repr__(self) -> str:
-        name = self.__class__.__qualname__.rsplit(">.", 1)[-1]
+        name = type(self).__qualname__.rsplit(">.", 1)[-1]
         args = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.__match_args__)
         return f"{name}({args})"
 
     def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
+        if type(other) is not type(self):
             return NotImplemented
         assert isinstance(other, Expr)
         return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.__class__, self._key()))
+        return hash((type(self), self._key()))
 
     def fields(self) -> Iterator[str]:
         """The wire names of the fields this expression references."""
         return iter(())
 
-    def __and__(self, other: Any) -> And:
-        # The body of _junction(), inlined: this is on the hot path of building filters.
-        if not isinstance(other, Expr):
-            other = _as_expr(other, "&")
-        operands = self._operands if isinstance(self, And) else (self,)
-        operands += other._operands if isinstance(other, And) else (other,)
-        node: And = _new(And)
-        node._operands = operands
-        node._wire = None
-        return node
+    if TYPE_CHECKING:
+        # Defined below, once And and Or exist (see _junction_operator).
+        def __and__(self, other: Expr | Field) -> And: ...
+        def __or__(self, other: Expr | Field) -> Or: ...
 
     def __rand__(self, other: Any) -> And:
-        return _junction(And, _as_expr(other, "&"), self)
-
-    def __or__(self, other: Any) -> Or:
-        if not isinstance(other, Expr):
-            other = _as_expr(other, "|")
-        operands = self._operands if isinstance(self, Or) else (self,)
-        operands += other._operands if isinstance(other, Or) else (other,)
-        node: Or = _new(Or)
-        node._operands = operands
-        node._wire = None
-        return node
+        return _and(_as_expr(other, "&"), self)
 
     def __ror__(self, other: Any) -> Or:
-        return _junction(Or, _as_expr(other, "|"), self)
+        return _or(_as_expr(other, "|"), self)
 
     def __invert__(self) -> Expr:
-        node: Not = _new(Not)
+        node = _new_not()
         node._operand = self
-        node._wire = None
+        node._wire = _not_text(self)
         return node
 
     def __bool__(self) -> bool:
@@ -487,19 +516,33 @@ def _comparison_operator(op: str) -> Callable[[Field, Any], Comparison]:
     separator = _CMP_SEPARATORS[op]
 
     def compare(self: Field, value: Any) -> Comparison:
+        # What _comparison_text() does, with the commonest literals (ints, None, ASCII
+        # strings) written inline: this is on the hot path of building filters.
         field = self.name
-        render = _LITERALS.get(value.__class__)
-        if render is not None:
-            operand = render(value, field)
+        kind = type(value)
+        if kind is int and 0 <= value < _INT_TEXT_END:
+            wire = f"{field}{separator}{_INT_TEXT[value]}"
+        elif kind is int and -_ONE_DIGIT < value < _ONE_DIGIT:
+            wire = f"{field}{separator}{value}"
+        elif value is None:
+            wire = f"{field}{separator}null"
+        elif kind is str and value.isascii():  # _lit_str(), inlined
+            wire = f"{field}{separator}'{value.translate(_ASCII_LITERAL_BODY)}'"
         else:
-            if isinstance(value, Field):
-                value = value.ref
-            operand = value._name if isinstance(value, FieldRef) else _wire_literal(value, field)
-        node: Comparison = _new(Comparison)
+            render = _LITERALS.get(kind)
+            if render is not None:
+                wire = f"{field}{separator}{render(value, field)}"
+            else:
+                if isinstance(value, Field):
+                    value = value.ref
+                operand = (value._name if isinstance(value, FieldRef)
+                           else _wire_literal(value, field))
+                wire = f"{field}{separator}{operand}"
+        node = _new_comparison()
         node._op = op
         node._field = field
         node._value = value
-        node._wire = field + separator + operand
+        node._wire = wire
         return node
 
     compare.__name__ = compare.__qualname__ = f"__{op}__"
@@ -517,7 +560,7 @@ def _call_text(function: str, field: str, value: Any) -> str:
         operand = _lit_str(value, field)
     else:
         raise TypeError(f"{function}() needs a str (or a field), got {type(value).__name__}")
-    return function + "(" + field + "," + operand + ")"
+    return f"{function}({field},{operand})"
 
 
 class Call(Expr):
@@ -550,28 +593,44 @@ class Call(Expr):
             yield self._value._name
 
 
-def _call(function: str, field: str, value: Any) -> Call:
-    """``function(field,value)``, built by the :class:`Field` methods."""
-    if isinstance(value, Field):
-        value = value.ref
-    node: Call = _new(Call)
-    node._wire = _call_text(function, field, value)
-    node._function = function
-    node._field = field
-    node._value = value
-    return node
+def _function_method(function: str) -> Callable[[Field, str | Field], Call]:
+    """The :class:`Field` method for the string function ``function``."""
+
+    def call(self: Field, value: str | Field) -> Call:
+        field = self.name
+        operand: str | FieldRef
+        if type(value) is str:  # _call_text(), inlined for the common case
+            operand = value
+            wire = f"{function}({field},{_lit_str(value, field)})"
+        else:
+            operand = value.ref if isinstance(value, Field) else value
+            wire = _call_text(function, field, operand)
+        node = _new_call()
+        node._wire = wire
+        node._function = function
+        node._field = field
+        node._value = operand
+        return node
+
+    call.__name__ = call.__qualname__ = function
+    call.__doc__ = f"``{function}(name,'value')`` (a str, or another field)."
+    return call
 
 
 def _in_text(field: str, values: tuple[Any, ...]) -> str:
     if not values:
         raise ValidationError(field, "in_() needs at least one value")
     operands = []
-    for value in values:  # _wire_literal(), with its common case inlined
-        render = _LITERALS.get(value.__class__)
-        operands.append(render(value, field) if render is not None else _wire_literal(value, field))
+    for value in values:  # _wire_literal(), with the commonest case (an int) inlined
+        if type(value) is int and 0 <= value < _INT_TEXT_END:
+            operands.append(_INT_TEXT[value])
+        elif type(value) is int and -_ONE_DIGIT < value < _ONE_DIGIT:
+            operands.append(f"{value}")
+        else:
+            operands.append(_wire_literal(value, field))
     if len(operands) == 1:
-        return field + "%20eq%20" + operands[0]
-    return field + "%20in%20(" + ",".join(operands) + ")"
+        return f"{field}%20eq%20{operands[0]}"
+    return f"{field}%20in%20({','.join(operands)})"
 
 
 class In(Expr):
@@ -600,16 +659,10 @@ class In(Expr):
         yield self._field
 
 
-def _in(field: str, values: Iterable[Any]) -> In:
-    """``field in (...)``, built by :meth:`Field.in_`."""
-    if isinstance(values, (str, bytes)):
-        raise TypeError("in_() needs a list of values, not a single string")
-    items = tuple(values)
-    node: In = _new(In)
-    node._wire = _in_text(field, items)
-    node._field = field
-    node._values = items
-    return node
+def _not_text(operand: Expr) -> str:
+    if operand.PRECEDENCE < _NOT_PREC:
+        return f"not%20({operand._wire})"
+    return f"not%20{operand._wire}"
 
 
 class Not(Expr):
@@ -622,16 +675,13 @@ class Not(Expr):
     _operand: Expr
 
     def __init__(self, operand: Expr) -> None:
+        if not isinstance(operand, Expr):
+            operand = _as_expr(operand, "Not()")
         self._operand = operand
-        self._wire = None
+        self._wire = _not_text(operand)
 
     def _key(self) -> tuple[Any, ...]:
         return (self._operand,)
-
-    def _render(self) -> str:
-        operand = self._operand
-        text = operand.encoded()
-        return "not%20(" + text + ")" if operand.PRECEDENCE < _NOT_PREC else "not%20" + text
 
     def fields(self) -> Iterator[str]:
         return self._operand.fields()
@@ -649,22 +699,21 @@ class _Junction(Expr):
     operands: _Attribute[tuple[Expr, ...]] = _Attribute()
     _operands: tuple[Expr, ...]
 
-    def __init__(self, operands: tuple[Expr, ...]) -> None:
-        self._operands = operands
-        self._wire = None
+    def __init__(self, operands: Iterable[Expr]) -> None:
+        name = type(self).__name__
+        items = tuple(operands)
+        if not items:
+            raise ValidationError("operands", f"{name}() needs at least one operand")
+        items = tuple([_as_expr(item, f"{name}()") for item in items])
+        precedence = self.PRECEDENCE
+        self._operands = items
+        self._wire = self.SEPARATOR.join([
+            node._wire if precedence <= node.PRECEDENCE else f"({node._wire})"
+            for node in items
+        ])
 
     def _key(self) -> tuple[Any, ...]:
         return (self._operands,)
-
-    def _render(self) -> str:
-        precedence = self.PRECEDENCE
-        parts = []
-        for node in self._operands:
-            text = node._wire
-            if text is None:
-                text = node.encoded()
-            parts.append("(" + text + ")" if precedence > node.PRECEDENCE else text)
-        return self.SEPARATOR.join(parts)
 
     def fields(self) -> Iterator[str]:
         for operand in self._operands:
@@ -690,19 +739,53 @@ class Or(_Junction):
 _J = TypeVar("_J", bound=_Junction)
 
 
-def _junction(cls: type[_J], left: Expr, right: Expr) -> _J:
-    """``left <op> right``, flattening chains of the same operator: (a and b) and c -> a and b
-    and c."""
-    if isinstance(left, cls):
-        operands = left._operands + (right._operands if isinstance(right, cls) else (right,))
-    elif isinstance(right, cls):
-        operands = (left, *right._operands)
-    else:
-        operands = (left, right)
-    node: _J = _new(cls)
-    node._operands = operands
-    node._wire = None
-    return node
+def _junction_operator(cls: type[_J], symbol: str) -> Callable[[Expr, Any], _J]:
+    """``left <op> right`` for ``cls`` (And or Or), flattening chains of the same operator:
+    ``(a and b) and c`` is ``a and b and c``. It is :class:`Expr`'s ``&`` (``|``) operator.
+
+    The text is written here, once: an operand needs parentheses only when it binds looser
+    than ``cls``, and the text of a flattened chain is its operands' texts joined.
+    """
+    precedence = cls.PRECEDENCE
+    separator = cls.SEPARATOR
+    new = _blank(cls)
+
+    def combine(left: Expr, right: Any) -> _J:
+        if type(right) not in _NODE_CLASSES:
+            right = _as_expr(right, symbol)
+        left_wire = left._wire
+        if type(left) is cls:  # a chain: its text needs no parentheses
+            operands = left._operands
+        else:
+            operands = (left,)
+            if precedence > left.PRECEDENCE:
+                left_wire = f"({left_wire})"
+        right_wire = right._wire
+        if type(right) is cls:
+            operands += right._operands
+        else:
+            operands += (right,)
+            if precedence > right.PRECEDENCE:
+                right_wire = f"({right_wire})"
+        node = new()
+        node._operands = operands
+        node._wire = f"{left_wire}{separator}{right_wire}"
+        return node
+
+    combine.__name__ = combine.__qualname__ = "__or__" if cls.PRECEDENCE == _OR_PREC else "__and__"
+    combine.__doc__ = f"``self {symbol} other``: an :class:`{cls.__name__}` node."
+    return combine
+
+
+_new_comparison = _blank(Comparison)
+_new_call = _blank(Call)
+_new_in = _blank(In)
+_new_not = _blank(Not)
+_and = _junction_operator(And, "&")
+_or = _junction_operator(Or, "|")
+# Expr declares these for type checkers only: the node classes they build come after it.
+Expr.__and__ = _and  # type: ignore[method-assign]
+Expr.__or__ = _or  # type: ignore[method-assign]
 
 
 class Raw(Expr):
@@ -793,34 +876,35 @@ class Field:
     __ge__ = _comparison_operator("ge")
 
     # Functions ---------------------------------------------------------------------------
-    def contains(self, value: str | Field) -> Call:
-        """``contains(name,'value')``: the field contains ``value``."""
-        return _call("contains", self.name, value)
-
-    def startswith(self, value: str | Field) -> Call:
-        """``startswith(name,'value')``."""
-        return _call("startswith", self.name, value)
-
-    def endswith(self, value: str | Field) -> Call:
-        """``endswith(name,'value')``."""
-        return _call("endswith", self.name, value)
+    contains = _function_method("contains")
+    startswith = _function_method("startswith")
+    endswith = _function_method("endswith")
 
     def in_(self, values: Iterable[Any]) -> In:
         """``name in (v1,v2,...)``; an empty list raises :class:`ValidationError`."""
-        return _in(self.name, values)
+        kind = type(values)
+        if kind is not list and kind is not tuple and isinstance(values, (str, bytes)):
+            raise TypeError("in_() needs a list of values, not a single string")
+        field = self.name
+        items = tuple(values)
+        node = _new_in()
+        node._wire = _in_text(field, items)
+        node._field = field
+        node._values = items
+        return node
 
     # Boolean fields ----------------------------------------------------------------------
     def __and__(self, other: Any) -> And:
-        return _junction(And, self.ref, _as_expr(other, "&"))
+        return _and(self.ref, _as_expr(other, "&"))
 
     def __rand__(self, other: Any) -> And:
-        return _junction(And, _as_expr(other, "&"), self.ref)
+        return _and(_as_expr(other, "&"), self.ref)
 
     def __or__(self, other: Any) -> Or:
-        return _junction(Or, self.ref, _as_expr(other, "|"))
+        return _or(self.ref, _as_expr(other, "|"))
 
     def __ror__(self, other: Any) -> Or:
-        return _junction(Or, _as_expr(other, "|"), self.ref)
+        return _or(_as_expr(other, "|"), self.ref)
 
     def __invert__(self) -> Expr:
         return ~self.ref
@@ -890,7 +974,7 @@ def _field_name(field: str | Field, argument: str) -> str:
 
 
 def _check_count(value: Any, argument: str) -> int:
-    if value.__class__ is not int or value < 0:
+    if type(value) is not int or value < 0:
         raise ValidationError(argument, f"must be an int >= 0, got {value!r}")
     result: int = value
     return result
@@ -904,7 +988,6 @@ _Options = tuple[
 _NO_OPTIONS: _Options = (None, (), (), None, None, None)
 
 
-@attrs.frozen(init=False)
 class Query:
     """OData query options (``$filter``, ``$orderby``, ``$select``, ``$top``, ``$skip``,
     ``$count``). Immutable: every method returns a new Query, so one Query can be shared and
@@ -912,18 +995,32 @@ class Query:
 
     ``str(query)`` (and :meth:`encoded`) is the percent-encoded query string without a leading
     ``?``, ready for ``yarl.URL(base + "?" + str(query), encoded=True)``; :meth:`to_params` gives
-    the decoded name/value pairs.
+    the decoded name/value pairs. Queries with the same options are equal and hash alike.
     """
 
     # All options in one tuple (see _Options): a derived query then costs two slot writes, not
-    # one per option.
+    # one per option. The slots are private; the options are read through the properties
+    # below, which cannot be assigned, and no other attribute can be added.
+    __slots__ = ("__weakref__", "_encoded", "_options")
     _options: _Options
-    _encoded: str | None = attrs.field(eq=False, repr=False)
+    _encoded: str | None
 
     def __init__(self) -> None:
         """An empty query: no options."""
-        _set_query_options(self, _NO_OPTIONS)
-        _set_query_encoded(self, None)
+        self._options = _NO_OPTIONS
+        self._encoded = None
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Query:
+            return NotImplemented
+        assert isinstance(other, Query)
+        return self._options == other._options
+
+    def __hash__(self) -> int:
+        return hash(self._options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_query, (self._options,))
 
     # Options ---------------------------------------------------------------------------
     def filter(self, expression: Expr | Field) -> Query:
@@ -932,11 +1029,15 @@ class Query:
         ``expression`` is built with :data:`F` (a boolean :class:`Field` also works). A plain
         string raises :class:`TypeError`: use :meth:`filter_raw` for pre-written text.
         """
-        expr = expression if isinstance(expression, Expr) else _as_expr(expression, "filter()")
+        expr: Expr = (expression if type(expression) in _NODE_CLASSES  # type: ignore[assignment]
+                      else _as_expr(expression, "filter()"))
         current, orderby, select, top, skip, count = self._options
         if current is not None:
-            expr = _junction(And, current, expr)
-        return _query((expr, orderby, select, top, skip, count))
+            expr = _and(current, expr)
+        query: Query = _new(Query)  # _query(), inlined on the hot path (also below)
+        query._options = (expr, orderby, select, top, skip, count)
+        query._encoded = None
+        return query
 
     def filter_raw(self, text: str) -> Query:
         """Add pre-written OData filter text in decoded form, e.g. ``"name eq 'x'"``.
@@ -953,14 +1054,19 @@ class Query:
 
         ``field`` is a name (``"start"``, ``"renewable_after"``) or a field (``F.start``).
         """
-        name = _field_name(field, "orderby")
+        known = _FIELDS_BY_NAME.get(field) if type(field) is str else None
+        name = known.name if known is not None else _field_name(field, "orderby")
         if desc is not True and desc is not False:
             raise ValidationError("desc", f"must be True or False, got {desc!r}")
         filter_, orderby, select, top, skip, count = self._options
         for existing, _ in orderby:
             if existing == name:
                 raise ValidationError("orderby", f"already ordered by {name!r}")
-        return _query((filter_, (*orderby, (name, desc)), select, top, skip, count))
+        query: Query = _new(Query)
+        # Concatenation: cheaper than (*orderby, ...), which builds a list first.
+        query._options = (filter_, orderby + ((name, desc),), select, top, skip, count)  # noqa: RUF005
+        query._encoded = None
+        return query
 
     def select(self, *fields: str | Field) -> Query:
         """Add fields to ``$select`` (the server then returns only those fields)."""
@@ -976,8 +1082,13 @@ class Query:
 
     def top(self, n: int) -> Query:
         """Set ``$top``: return at most ``n`` items (an int >= 0)."""
+        if type(n) is not int or n < 0:
+            raise ValidationError("top", f"must be an int >= 0, got {n!r}")
         filter_, orderby, select, _, skip, count = self._options
-        return _query((filter_, orderby, select, _check_count(n, "top"), skip, count))
+        query: Query = _new(Query)
+        query._options = (filter_, orderby, select, n, skip, count)
+        query._encoded = None
+        return query
 
     def skip(self, n: int) -> Query:
         """Set ``$skip``: leave out the first ``n`` items (an int >= 0)."""
@@ -1042,20 +1153,22 @@ class Query:
         filter_, orderby, select, top, skip, count = self._options
         parts = []
         if filter_ is not None:
-            parts.append("$filter=" + filter_.encoded())
+            parts.append(f"$filter={filter_._wire}")
         if orderby:
-            keys = ",".join([name + "%20desc" if desc else name for name, desc in orderby])
-            parts.append("$orderby=" + keys)
+            keys = []
+            for name, desc in orderby:  # a loop: a comprehension would cost a function call
+                keys.append(f"{name}%20desc" if desc else name)
+            parts.append("$orderby=" + ",".join(keys))
         if select:
             parts.append("$select=" + ",".join(select))
         if top is not None:
-            parts.append(f"$top={top}")
+            parts.append("$top=" + (_INT_TEXT[top] if top < _INT_TEXT_END else str(top)))
         if skip is not None:
             parts.append(f"$skip={skip}")
         if count is not None:
             parts.append("$count=true" if count else "$count=false")
         text = "&".join(parts)
-        _set_query_encoded(self, text)
+        self._encoded = text
         return text
 
     __str__ = encoded
@@ -1103,26 +1216,11 @@ class Query:
         raise ValidationError("query", "; ".join(messages))
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    """Set the slot ``name`` of an attrs frozen class directly.
-
-    Queries made by the option methods are built with these setters instead of the
-    attrs-generated ``__init__``, which goes through ``object.__setattr__`` once per field and
-    costs more. The queries are the same.
-    """
-    setter: Callable[[Any, Any], None] = getattr(cls, name).__set__
-    return setter
-
-
-_set_query_options = _slot_setter(Query, "_options")
-_set_query_encoded = _slot_setter(Query, "_encoded")
-
-
 def _query(options: _Options) -> Query:
-    """A Query with ``options``: what the option methods return."""
+    """A Query with ``options``."""
     query: Query = _new(Query)
-    _set_query_options(query, options)
-    _set_query_encoded(query, None)
+    query._options = options
+    query._encoded = None
     return query
 
 
@@ -1169,7 +1267,7 @@ class Pager:
     __slots__ = ("_asked", "_base", "_done", "_offset", "_page_size", "_remaining")
 
     def __init__(self, query: Query | None, page_size: int) -> None:
-        if page_size.__class__ is not int or page_size < 1:
+        if type(page_size) is not int or page_size < 1:
             raise ValidationError("page_size", f"must be an int >= 1, got {page_size!r}")
         if query is not None and not isinstance(query, Query):
             raise TypeError(f"query must be a Query or None, got {type(query).__name__}")
@@ -1205,7 +1303,7 @@ class Pager:
         asked = self._asked
         if asked is None:
             raise RuntimeError("feed() called without a pending next_query()")
-        if count.__class__ is not int or count < 0:
+        if type(count) is not int or count < 0:
             raise ValidationError("count", f"must be an int >= 0, got {count!r}")
         self._asked = None
         keep = min(count, asked)

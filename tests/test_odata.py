@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import enum
+import inspect
 import pickle
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -229,6 +230,24 @@ def test_nodes_built_directly_render_like_operator_built_ones() -> None:
             build()
 
 
+def test_node_classes_keep_their_constructor_signatures_and_copy_like_any_value() -> None:
+    assert list(inspect.signature(Comparison).parameters) == ["op", "field", "value"]
+    assert list(inspect.signature(In).parameters) == ["field", "values"]
+    assert list(inspect.signature(And).parameters) == ["operands"]
+    with pytest.raises(TypeError, match="keyword"):
+        Comparison("eq", "a", 1, extra=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="build expressions with F"):
+        Expr()
+    with pytest.raises(TypeError, match="needs an OData expression"):
+        And([a, 3])  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match="at least one operand"):
+        Or([])
+    tree = (a | F.name.startswith("O'B")) & ~F.c.in_([1, None, "x"]) & F.active
+    for clone in (copy.deepcopy(tree), pickle.loads(pickle.dumps(tree))):
+        assert clone == tree and clone is not tree and text(clone) == text(tree)
+        assert isinstance(clone, And) and clone.operands == tree.operands
+
+
 def test_boolean_fields_as_conditions() -> None:
     assert text(Query().filter(F.active)) == "active"
     assert text(Query().filter(F.active).filter(~F.locked)) == "active and not locked"
@@ -366,8 +385,21 @@ def test_nodes_are_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         node.op = "ne"  # type: ignore[misc]
     q = Query().top(3)
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        q._top = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        q.limit = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        q.top_n = 5  # type: ignore[attr-defined]
+    assert q.limit == 3 and str(q) == "$top=3"
+
+
+def test_queries_compare_by_options_and_survive_pickle_and_copy() -> None:
+    q = Query().filter(F.a == 1).orderby("b", desc=True).top(3)
+    same = Query().filter(F.a == 1).orderby("b", desc=True).top(3)
+    assert q == same and hash(q) == hash(same) and q is not same
+    assert q != Query().filter(F.a == 1).orderby("b").top(3) and q != q.top(4)
+    for clone in (pickle.loads(pickle.dumps(q)), copy.deepcopy(q), copy.copy(q)):
+        assert clone == q and str(clone) == str(q)
+        assert str(clone.skip(5)) == str(q) + "&$skip=5"
 
 
 def test_node_equality_tells_literal_types_apart() -> None:
