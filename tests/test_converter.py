@@ -138,3 +138,33 @@ def test_datetime_roundtrip(dt: datetime) -> None:
 )
 def test_format_datetime_pads_every_field(value: datetime, wire: str) -> None:
     assert format_datetime(value) == wire
+
+
+class _Subclassed(datetime):
+    pass
+
+
+_ZONES = st.one_of(
+    st.just(UTC),
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23,
+                  minutes=59)).map(timezone),
+    st.timezones(),
+)
+
+
+@given(st.datetimes(timezones=_ZONES), st.booleans())
+def test_format_datetime_matches_astimezone_for_every_kind_of_zone(
+    dt: datetime, subclass: bool
+) -> None:
+    # UTC and fixed offsets take a shortcut past datetime.utcoffset(); any zone, and datetime
+    # subclasses, must give exactly what converting to UTC gives.
+    if subclass:
+        dt = _Subclassed(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second,
+                         dt.microsecond, tzinfo=dt.tzinfo, fold=dt.fold)
+    try:
+        expected = dt.astimezone(UTC).isoformat()[:19] + "Z"
+    except (OverflowError, ValueError):
+        with pytest.raises(ValidationError, match="out of range"):
+            format_datetime(dt, "start")
+        return
+    assert format_datetime(dt) == expected
