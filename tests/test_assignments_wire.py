@@ -124,6 +124,18 @@ async def test_update_sends_patch_body(server: RecordingServer) -> None:
     assert op.kind == "update" and op.assignment_id == 123
 
 
+async def test_update_sends_the_documented_patch_byte_for_byte(server: RecordingServer) -> None:
+    server.on("PATCH", "/assignments/77", no_content)
+    async with client_for(server) as client:
+        patch = JsonPatch().replace("/lifetime", 1209600).remove("/end")
+        await client.assignments.update(77, patch)
+    (rec,) = server.requests
+    assert rec.headers["Content-Type"] == "application/json"
+    assert rec.body == (
+        b'[{"op":"replace","path":"/lifetime","value":"1209600"},{"op":"remove","path":"/end"}]'
+    )
+
+
 async def test_delete(server: RecordingServer) -> None:
     server.on("DELETE", "/assignments/123", no_content)
     async with client_for(server) as client:
