@@ -701,10 +701,9 @@ class _Junction(Expr):
 
     def __init__(self, operands: Iterable[Expr]) -> None:
         name = type(self).__name__
-        items = tuple(operands)
+        items = tuple([_as_expr(item, f"{name}()") for item in operands])
         if not items:
             raise ValidationError("operands", f"{name}() needs at least one operand")
-        items = tuple([_as_expr(item, f"{name}()") for item in items])
         precedence = self.PRECEDENCE
         self._operands = items
         self._wire = self.SEPARATOR.join([
@@ -1034,10 +1033,7 @@ class Query:
         current, orderby, select, top, skip, count = self._options
         if current is not None:
             expr = _and(current, expr)
-        query: Query = _new(Query)  # _query(), inlined on the hot path (also below)
-        query._options = (expr, orderby, select, top, skip, count)
-        query._encoded = None
-        return query
+        return _query((expr, orderby, select, top, skip, count))
 
     def filter_raw(self, text: str) -> Query:
         """Add pre-written OData filter text in decoded form, e.g. ``"name eq 'x'"``.
@@ -1062,11 +1058,8 @@ class Query:
         for existing, _ in orderby:
             if existing == name:
                 raise ValidationError("orderby", f"already ordered by {name!r}")
-        query: Query = _new(Query)
         # Concatenation: cheaper than (*orderby, ...), which builds a list first.
-        query._options = (filter_, orderby + ((name, desc),), select, top, skip, count)  # noqa: RUF005
-        query._encoded = None
-        return query
+        return _query((filter_, orderby + ((name, desc),), select, top, skip, count))  # noqa: RUF005
 
     def select(self, *fields: str | Field) -> Query:
         """Add fields to ``$select`` (the server then returns only those fields)."""
@@ -1082,13 +1075,8 @@ class Query:
 
     def top(self, n: int) -> Query:
         """Set ``$top``: return at most ``n`` items (an int >= 0)."""
-        if type(n) is not int or n < 0:
-            raise ValidationError("top", f"must be an int >= 0, got {n!r}")
         filter_, orderby, select, _, skip, count = self._options
-        query: Query = _new(Query)
-        query._options = (filter_, orderby, select, n, skip, count)
-        query._encoded = None
-        return query
+        return _query((filter_, orderby, select, _check_count(n, "top"), skip, count))
 
     def skip(self, n: int) -> Query:
         """Set ``$skip``: leave out the first ``n`` items (an int >= 0)."""
@@ -1303,8 +1291,7 @@ class Pager:
         asked = self._asked
         if asked is None:
             raise RuntimeError("feed() called without a pending next_query()")
-        if type(count) is not int or count < 0:
-            raise ValidationError("count", f"must be an int >= 0, got {count!r}")
+        _check_count(count, "count")
         self._asked = None
         keep = min(count, asked)
         self._offset += keep

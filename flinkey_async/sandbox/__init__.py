@@ -41,44 +41,18 @@ Public API:
 
 from __future__ import annotations
 
+from . import messages
 from .app import SANDBOX_KEY, Delivery, Sandbox, make_app, sandbox_of, serve
 from .config import DEFAULT_FIXTURE, RateLimit, SandboxConfig
 from .faults import FaultConfig, RouteFaults, WebhookFaults
-from .messages import (
-    ASSIGNMENT_NOT_FOUND,
-    CAR_NOT_FOUND,
-    END_NOT_AFTER_START,
-    INTERNAL_SERVER_ERROR,
-    INVALID_API_KEY,
-    INVALID_TOKEN,
-    LIFETIME_OUT_OF_RANGE,
-    MANAGER_NOT_FOUND,
-    RATE_LIMIT_TEMPLATE,
-    REMOVE_CAR_ID_NOT_ALLOWED,
-    REMOVE_START_NOT_ALLOWED,
-    RENEWABLE_AFTER_OUT_OF_RANGE,
-    USER_NOT_FOUND,
-    rate_limit_message,
-)
+from .messages import *  # noqa: F403 - every text, as listed in messages.__all__
 from .odata_eval import ODataError
 from .store import Car, Customer, SandboxStore, StoredAssignment, User
 
 __all__ = [
-    "ASSIGNMENT_NOT_FOUND",
-    "CAR_NOT_FOUND",
+    *messages.__all__,
     "DEFAULT_FIXTURE",
-    "END_NOT_AFTER_START",
-    "INTERNAL_SERVER_ERROR",
-    "INVALID_API_KEY",
-    "INVALID_TOKEN",
-    "LIFETIME_OUT_OF_RANGE",
-    "MANAGER_NOT_FOUND",
-    "RATE_LIMIT_TEMPLATE",
-    "REMOVE_CAR_ID_NOT_ALLOWED",
-    "REMOVE_START_NOT_ALLOWED",
-    "RENEWABLE_AFTER_OUT_OF_RANGE",
     "SANDBOX_KEY",
-    "USER_NOT_FOUND",
     "Car",
     "Customer",
     "Delivery",
@@ -93,7 +67,6 @@ __all__ = [
     "User",
     "WebhookFaults",
     "make_app",
-    "rate_limit_message",
     "sandbox_of",
     "serve",
 ]
