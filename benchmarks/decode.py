@@ -2,7 +2,7 @@
 
 Compares, in the same run and on the same bytes:
 
-* flinkey_async: the SDK's own decode path (``Response.json()`` then the converter);
+* flinkey_async: the SDK's own decode path (``Response.decode()``: orjson, then the converter);
 * a hand-written ``orjson.loads`` + attrs constructor loop (no type checks at all);
 * msgspec (``msgspec.json.Decoder(list[Struct])``, parse and validate together);
 * pydantic v2 (``TypeAdapter(list[Model]).validate_json``).

@@ -25,7 +25,7 @@ import attrs
 from yarl import URL
 
 from . import __version__
-from ._converter import decode, loads
+from ._converter import decode
 from .auth import Secret, TokenProvider, TokenResponse, parse_token_response
 from .errors import (
     DecodeError,
@@ -56,10 +56,6 @@ class Response:
     status: int
     headers: Mapping[str, str] = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False)
-
-    def json(self) -> Any:
-        """The body decoded as JSON; a body that is not JSON raises :class:`DecodeError`."""
-        return loads(self.body)
 
     def decode(self, tp: type[T] | Any) -> T:
         """The body decoded into ``tp`` (a model or ``list[Model]``) by the converter."""
@@ -146,8 +142,7 @@ class SessionLayer:
     async def fetch_token(self, username: str, password: Secret) -> TokenResponse:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
         url = self.url(("oauth2", "token"))
-        headers = RedactedHeaders({"flinkey-API-Key": self._api_key.reveal(),
-                                   "Accept": "application/json"})
+        headers = self._base_headers()
         form = aiohttp.FormData({"username": username, "password": password.reveal(),
                                  "grant_type": "password"})
         response = await self._send_with_retry(
@@ -166,25 +161,24 @@ class SessionLayer:
         segments: Sequence[str | int],
         *,
         query: str | None = None,
-        json_body: Any = None,
         json_bytes: bytes | None = None,
-        customer_scoped: bool = True,
     ) -> Response:
         """Send one API request and return its 2xx response; raise a typed error otherwise.
 
-        A body is given either as ``json_body`` (encoded here) or as already encoded
-        ``json_bytes``; both are sent with ``Content-Type: application/json``.
+        A body, ``json_bytes``, is sent with ``Content-Type: application/json``.
         """
         url = self.url(segments, query)
         path = "/" + "/".join(str(s) for s in segments)
-        headers = RedactedHeaders({"flinkey-API-Key": self._api_key.reveal(),
-                                   "Accept": "application/json"})
-        if customer_scoped:
-            headers["Customer-ID"] = str(self.customer_id)
-        data = encode_json(json_body) if json_body is not None else json_bytes
-        if data is not None:
+        headers = self._base_headers()
+        headers["Customer-ID"] = str(self.customer_id)
+        if json_bytes is not None:
             headers["Content-Type"] = "application/json"
-        return await self._send_with_retry(method, url, headers=headers, data=data, path=path)
+        return await self._send_with_retry(method, url, headers=headers, data=json_bytes,
+                                           path=path)
+
+    def _base_headers(self) -> RedactedHeaders:
+        return RedactedHeaders({"flinkey-API-Key": self._api_key.reveal(),
+                                "Accept": "application/json"})
 
     async def _send_with_retry(
         self,
@@ -229,12 +223,11 @@ class SessionLayer:
                 error = TransportError(f"{method} {path}: {type(exc).__name__}")
             else:
                 status = response.status
+                logger.debug("%s %s -> %s", method, path, status)
                 if 200 <= status < 300:
-                    logger.debug("%s %s -> %s", method, path, status)
                     return response
                 api_error = from_response(status, response.headers, response.body,
                                           method=method, path=path)
-                logger.debug("%s %s -> %s", method, path, status)
                 if (isinstance(api_error, InvalidTokenError) and token is not None
                         and not refreshed and self.token_provider is not None
                         and self.token_provider.invalidate(token.reveal())):

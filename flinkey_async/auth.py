@@ -143,8 +143,6 @@ class PasswordGrant:
         self._token: Secret | None = None
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
-        #: How many token requests were made (for diagnostics and tests).
-        self.fetch_count = 0
 
     async def token(self) -> str:
         current = self._token
@@ -155,7 +153,6 @@ class PasswordGrant:
             if current is not None and self._clock() < self._refresh_at:
                 return current.reveal()
             response = await self._fetch(self._username, self._password)
-            self.fetch_count += 1
             margin = min(self._refresh_margin, response.expires_in / 10)
             self._token = response.access_token
             self._refresh_at = self._clock() + response.expires_in - margin

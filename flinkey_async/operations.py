@@ -23,7 +23,7 @@ import logging
 import random
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 import attrs
 
@@ -367,8 +367,8 @@ class PendingOperation:
             try:
                 current = await assignments.get(self.assignment_id)
             except NotFoundError:
-                return self._gone(f"assignment {self.assignment_id} does not exist "
-                                  "(GET /assignments/{id} answered 404 while polling)")
+                self._gone(f"assignment {self.assignment_id} does not exist "
+                           "(GET /assignments/{id} answered 404 while polling)")
             expected = expected_after_patch(self.body)
             differing = sorted(k for k, v in expected.items() if getattr(current, k) != v)
             if not differing:
@@ -382,8 +382,8 @@ class PendingOperation:
         try:
             items = await assignments.list_for_car(self.car_id)
         except NotFoundError:
-            return self._gone(f"car {self.car_id} does not exist "
-                              "(GET /cars/{carId}/assignments answered 404 while polling)")
+            self._gone(f"car {self.car_id} does not exist "
+                       "(GET /cars/{carId}/assignments answered 404 while polling)")
         found = [item for item in items if item.user_id == self.user_id
                  and item.start == self.start and item.end == self.end]
         if found:
@@ -392,6 +392,6 @@ class PendingOperation:
         return None, (f"no assignment of car {self.car_id} has user {self.user_id} and the "
                       "start and end sent")
 
-    def _gone(self, reason: str) -> tuple[OperationOutcome | None, str]:
+    def _gone(self, reason: str) -> NoReturn:
         self._state.failure = _Failure(reason, None)
         raise self._failed(self._state.failure)

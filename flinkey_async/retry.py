@@ -29,7 +29,7 @@ __all__ = ["Failure", "RetryPolicy"]
 #: ``"connect"``: the request was never sent; ``"timeout"`` / ``"disconnect"``: it may have been.
 Failure = int | Literal["connect", "timeout", "disconnect"]
 
-_READ_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_READ_STATUSES = frozenset({408, 500, 502, 503, 504})  # 429: retried for every method
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
