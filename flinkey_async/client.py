@@ -77,7 +77,10 @@ class FlinkeyClient:
             assert username is not None and password is not None
             self._session.token_provider = PasswordGrant(username, password,
                                                          self._session.fetch_token)
-        self._tracker: OperationWatcher | None = tracker
+        #: The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
+        #: webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
+        #: writes sent afterwards.
+        self.tracker: OperationWatcher | None = tracker
         #: Assignment operations.
         self.assignments = Assignments(self)
 
@@ -88,17 +91,6 @@ class FlinkeyClient:
     @property
     def base_url(self) -> URL:
         return self._session.base_url
-
-    @property
-    def tracker(self) -> OperationWatcher | None:
-        """The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
-        webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
-        writes sent afterwards."""
-        return self._tracker
-
-    @tracker.setter
-    def tracker(self, value: OperationWatcher | None) -> None:
-        self._tracker = value
 
     async def aclose(self) -> None:
         """Close the connection pool (a caller-supplied session is left open)."""

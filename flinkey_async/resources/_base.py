@@ -83,7 +83,7 @@ class Resource:
         data = encode_json(body) if body is not None else None
         checksum = body_checksum(data if data is not None else
                                  f"{method} /{'/'.join(map(str, segments))}".encode())
-        tracker = self._client._tracker
+        tracker = self._client.tracker
         op = PendingOperation(kind=kind, customer_id=self._session.customer_id,
                               assignment_id=assignment_id, body=body, checksum=checksum,
                               sent_at=datetime.now(UTC), client=self._client, watcher=tracker,
