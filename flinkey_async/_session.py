@@ -117,7 +117,6 @@ class SessionLayer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15),
-                timeout=self._timeout,
                 headers={"User-Agent": _USER_AGENT},
                 trust_env=True,
             )
@@ -247,6 +246,7 @@ class SessionLayer:
     async def _send_once(
         self, method: str, url: URL, headers: Mapping[str, str], data: Any
     ) -> Response:
-        async with self._http().request(method, url, headers=headers, data=data) as resp:
+        async with self._http().request(method, url, headers=headers, data=data,
+                                        timeout=self._timeout) as resp:
             body = await resp.read()
             return Response(resp.status, resp.headers, body)

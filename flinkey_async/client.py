@@ -36,7 +36,8 @@ class FlinkeyClient:
             automatically.
         base_url: defaults to production; :data:`UAT_BASE_URL` or a sandbox URL also work.
         session: an ``aiohttp.ClientSession`` to use; the client never closes it.
-        timeout: per-request timeout (default 30 s total, 10 s to connect).
+        timeout: per-request timeout (default 30 s total, 10 s to connect), also on a
+            caller's ``session``.
         retry: a :class:`RetryPolicy` (default: 3 retries, never duplicating a write).
         connection_limit: size of the connection pool the client creates.
         tracker: an :class:`~flinkey_async.webhooks.OperationTracker` fed by a webhook

@@ -199,7 +199,8 @@ async def test_connection_refused_maps_to_transport_error() -> None:
             await client.assignments.get(1)
 
 
-async def test_timeout_maps_to_request_timeout() -> None:
+@pytest.mark.parametrize("own_session", [False, True])
+async def test_timeout_maps_to_request_timeout(own_session: bool) -> None:
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(1)
         return json_response(ASSIGNMENT)
@@ -208,14 +209,21 @@ async def test_timeout_maps_to_request_timeout() -> None:
     app.router.add_get("/v3/assignments/1", slow)
     slow_server = TestServer(app)
     await slow_server.start_server()
+    # A caller's session with a long timeout of its own: the client's timeout still applies.
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) if own_session \
+        else None
     try:
         async with FlinkeyClient(API_KEY, CUSTOMER_ID, token="t",
-                                 base_url=str(slow_server.make_url("/v3")),
+                                 base_url=str(slow_server.make_url("/v3")), session=session,
                                  timeout=aiohttp.ClientTimeout(total=0.1),
                                  retry=RetryPolicy.disabled()) as client:
+            started = asyncio.get_running_loop().time()
             with pytest.raises(RequestTimeoutError, match="timed out"):
                 await client.assignments.get(1)
+            assert asyncio.get_running_loop().time() - started < 0.9
     finally:
+        if session is not None:
+            await session.close()
         await slow_server.close()
 
 
