@@ -47,7 +47,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import count
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 from aiohttp import web
@@ -91,8 +91,9 @@ DEFAULT_PATH: Final = "/webhooks/flinkey"
 
 #: What an event reports: ``"create"``, ``"update"`` or ``"delete"``.
 EventKind: TypeAlias = OperationKind
-_KINDS: Final[frozenset[str]] = frozenset({"create", "update", "delete"})
-_ALL_KINDS: Final[frozenset[EventKind]] = frozenset({"create", "update", "delete"})
+_KINDS: Final[frozenset[EventKind]] = frozenset({"create", "update", "delete"})
+
+_T = TypeVar("_T")
 
 #: A user callback for events: ``async def handler(event) -> None`` (a plain function works too).
 EventHandler: TypeAlias = Callable[["AssignmentEvent"], Awaitable[None] | None]
@@ -171,6 +172,12 @@ class AssignmentEvent:
 # -- verification and parsing (pure) -----------------------------------------------------------
 
 
+def _check_secret(secret: str | None) -> None:
+    """Reject a configured secret that is not a non-empty string (None is allowed)."""
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise ValueError("secret must be a non-empty string, or None to accept any request")
+
+
 def verify_secret(headers: Mapping[str, str], secret: str | None) -> None:
     """Check the ``Secret`` header against ``secret`` in constant time.
 
@@ -179,10 +186,9 @@ def verify_secret(headers: Mapping[str, str], secret: str | None) -> None:
     Portal). Raises :class:`WebhookAuthenticationError`, whose message never contains the
     expected or the received value.
     """
+    _check_secret(secret)
     if secret is None:
         return
-    if not isinstance(secret, str) or not secret:
-        raise ValueError("secret must be a non-empty string, or None to accept any request")
     expected = secret.encode("utf-8")
     name = SECRET_HEADER.lower()
     values = [v for k, v in headers.items() if k.lower() == name]
@@ -203,8 +209,13 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
+def _has_fields(wire: _Wire) -> bool:
+    """The payload carries ``carId``, ``userId`` and ``start`` (as a create's does)."""
+    return wire.car_id is not None and wire.user_id is not None and wire.start is not None
+
+
 def _possible_kinds(wire: _Wire, body: bytes) -> frozenset[EventKind]:
-    has_fields = wire.car_id is not None and wire.user_id is not None and wire.start is not None
+    has_fields = _has_fields(wire)
     if wire.assignment_id is None:
         if not has_fields:
             raise WebhookPayloadError(
@@ -212,7 +223,7 @@ def _possible_kinds(wire: _Wire, body: bytes) -> frozenset[EventKind]:
                 "failed create, which carries carId, userId and start", body=body)
         return frozenset({"create"})
     if wire.operation_succeeded and has_fields:
-        return _ALL_KINDS
+        return _KINDS
     return frozenset({"update", "delete"})
 
 
@@ -273,8 +284,7 @@ def parse_webhook(
                                   body=data_bytes) from None
     possible = _possible_kinds(wire, data_bytes)
     if kind is not None:
-        if kind == "create" and "create" not in possible and (
-                wire.car_id is None or wire.user_id is None or wire.start is None):
+        if kind == "create" and not _has_fields(wire):
             raise WebhookPayloadError(
                 "webhook payload on the create route lacks carId, userId or start",
                 body=data_bytes)
@@ -310,7 +320,7 @@ def _create_key_of(customer_id: int, car_id: int | None, user_id: int | None,
     return (customer_id, car_id, user_id, utc_start, _utc(end))
 
 
-def _drop(index: dict[Any, list[_Entry]], key: Any, entry: _Entry) -> None:
+def _drop(index: dict[Any, list[_T]], key: Any, entry: _T) -> None:
     bucket = index.get(key)
     if bucket is not None:
         if entry in bucket:
@@ -357,11 +367,7 @@ class _Orphans:
     def remove(self, token: int) -> None:
         _deadline, event = self._events.pop(token)
         for key in self._keys(event):
-            bucket = self._index.get(key)
-            if bucket is not None:
-                bucket.remove(token)
-                if not bucket:
-                    del self._index[key]
+            _drop(self._index, key, token)
 
     def expire(self, now: float) -> None:
         while self._events:
@@ -665,8 +671,7 @@ class OperationTracker:
     def _with_kind(event: AssignmentEvent, kind: str | None) -> AssignmentEvent:
         if kind is None or event.kind == kind or kind not in _KINDS:
             return event
-        narrowed: EventKind = kind  # type: ignore[assignment]
-        return attrs.evolve(event, kind=narrowed, possible_kinds=frozenset({narrowed}))
+        return attrs.evolve(event, kind=kind, possible_kinds=frozenset({kind}))
 
     def _claim_orphan(self, entry: _Entry) -> None:
         """A recent unsolicited event may belong to an operation expected only now."""
@@ -762,8 +767,7 @@ class WebhookReceiver:
         max_bytes: int = DEFAULT_MAX_BYTES,
         memory: int = 10_000,
     ) -> None:
-        if secret is not None and (not isinstance(secret, str) or not secret):
-            raise ValueError("secret must be a non-empty string, or None to accept any request")
+        _check_secret(secret)
         if max_bytes < 1:
             raise ValueError("max_bytes must be positive")
         self._secret = secret

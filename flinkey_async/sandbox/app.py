@@ -465,11 +465,10 @@ class Sandbox:
     def _customer(self, header: str | None) -> int | None:
         if header is None:
             return None
-        header = header.strip()
-        if not (header.isascii() and header.isdigit()) or len(header) > 12:
+        customer_id = _path_id(header.strip())
+        if customer_id is None or not self._customer_allowed(customer_id):
             return None
-        customer_id = int(header)
-        return customer_id if self._customer_allowed(customer_id) else None
+        return customer_id
 
     # -- reads -----------------------------------------------------------------------------------
 

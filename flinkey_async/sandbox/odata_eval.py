@@ -467,12 +467,6 @@ class QueryOptions:
     top: int | None = None
     select: tuple[str, ...] | None = None
 
-    @property
-    def is_identity(self) -> bool:
-        """True when applying these options changes nothing."""
-        return (self.filter is None and not self.orderby and self.skip == 0
-                and self.top is None and self.select is None)
-
     def apply(self, records: Iterable[Record]) -> list[Record]:
         """Filter, order, skip, take and select, in that order (OData's order of evaluation)."""
         predicate = self.filter

@@ -23,7 +23,6 @@ it deletes every assignment of the car and reports each deletion through the web
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +34,7 @@ import attrs
 
 from .._converter import format_datetime, parse_datetime
 from ..models import DEFAULT_LIFETIME
+from ..operations import body_checksum
 from .odata_eval import DATETIME, INT, STR, EntitySchema
 
 __all__ = [
@@ -180,7 +180,7 @@ def user_assignment_wire(a: StoredAssignment) -> dict[str, Any]:
 
 def delete_checksum(assignment_id: int) -> str:
     """Checksum of a delete: MD5 of ``DELETE /assignments/{id}``, 32 upper-case hex digits."""
-    return hashlib.md5(f"DELETE /assignments/{assignment_id}".encode()).hexdigest().upper()
+    return body_checksum(f"DELETE /assignments/{assignment_id}".encode())
 
 
 def delete_payload(

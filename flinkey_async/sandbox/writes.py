@@ -26,7 +26,6 @@ delete), as 32 upper-case hex digits.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import datetime
@@ -34,8 +33,9 @@ from typing import Any, Literal
 
 import attrs
 
-from .._converter import format_datetime, parse_datetime
+from .._converter import parse_datetime
 from ..models import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
+from ..operations import body_checksum
 from .messages import (
     ASSIGNMENT_NOT_FOUND,
     CAR_NOT_FOUND,
@@ -46,7 +46,7 @@ from .messages import (
     RENEWABLE_AFTER_OUT_OF_RANGE,
     USER_NOT_FOUND,
 )
-from .store import MAX_ID, SandboxStore, StoredAssignment, delete_payload
+from .store import MAX_ID, SandboxStore, StoredAssignment, _dt, delete_payload
 
 __all__ = [
     "PATCH_PATHS",
@@ -74,11 +74,6 @@ class BodyError(ValueError):
     """The request body has the wrong shape; ``str(error)`` is the 400 answer text."""
 
 
-def body_checksum(body: bytes) -> str:
-    """MD5 of ``body`` as 32 upper-case hex digits (the webhook ``checksum``)."""
-    return hashlib.md5(body).hexdigest().upper()
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -90,10 +85,6 @@ def _load_json(body: bytes) -> Any:
         raise BodyError("The request body is nested too deeply.") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BodyError(f"The request body is not valid JSON: {exc}.") from None
-
-
-def _dt(value: datetime | None) -> str | None:
-    return None if value is None else format_datetime(value)
 
 
 def _int_field(data: dict[str, Any], key: str, *, nullable: bool) -> int | None:
