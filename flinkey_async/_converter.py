@@ -25,7 +25,7 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
@@ -110,12 +110,14 @@ def parse_datetime(value: Any) -> datetime:
     if type(value) is not str:
         raise TypeError(f"expected an ISO-8601 string, got {type(value).__name__}")
     parsed = datetime.fromisoformat(value)
-    tz = parsed.tzinfo
-    if tz is UTC:
+    if parsed.tzinfo is UTC:
         return parsed
-    if tz is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _fix_datetime(parsed)
+
+
+def _fix_datetime(value: datetime) -> datetime:
+    """A parsed datetime in UTC: without an offset it is taken as UTC, else converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _check_int(value: Any) -> int:
@@ -136,14 +138,6 @@ def _check_bool(value: Any) -> bool:
     raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
-def _check_float(value: Any) -> float:
-    if type(value) is float:
-        return value
-    if type(value) is int:
-        return float(value)
-    raise TypeError(f"expected a number, got {type(value).__name__}")
-
-
 def _int_or_numeric_str(value: Any) -> int:
     """For ids the API documents inconsistently (customer ids): an int or a decimal string."""
     if type(value) is int:
@@ -158,21 +152,18 @@ _SCALARS: dict[Any, Callable[[Any], Any]] = {
     int: _check_int,
     str: _check_str,
     bool: _check_bool,
-    float: _check_float,
     datetime: parse_datetime,
 }
 
 converter = cattrs.Converter(detailed_validation=False)
 
-#: Per-field metadata key: the wire name to use instead of the camelCase rename.
-WIRE_NAME = "flinkey_wire_name"
 #: Per-field metadata key: a callable used to structure the field instead of the type's check.
 STRUCTURE_WITH = "flinkey_structure_with"
 
 
 def wire_name(a: attrs.Attribute[Any]) -> str:
-    name = a.metadata.get(WIRE_NAME)
-    return name if isinstance(name, str) else to_camel(a.name)
+    """The wire (camelCase) name of a model attribute."""
+    return to_camel(a.name)
 
 
 def _split_optional(tp: Any) -> tuple[Any, bool]:
@@ -199,14 +190,10 @@ def _convert_lines(i: int, tp: Any, check: Callable[[Any], Any], custom: bool,
         globs["__iso"] = datetime.fromisoformat
         globs["__UTC"] = UTC
         return [f"v{i} = __iso(v{i})", f"if v{i}.tzinfo is not __UTC: v{i} = __c{i}(v{i})"]
-    if not custom and tp in (int, str, bool, float):
+    if not custom and tp in (int, str, bool):
         globs[f"__t{i}"] = tp
         return [f"if v{i}.__class__ is not __t{i}: v{i} = __c{i}(v{i})"]
     return [f"v{i} = __c{i}(v{i})"]
-
-
-def _fix_datetime(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _make_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
@@ -291,7 +278,6 @@ def _make_unstructure_fn(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
 converter.register_structure_hook_factory(attrs.has, _make_structure_fn)
 converter.register_unstructure_hook_factory(attrs.has, _make_unstructure_fn)
 converter.register_unstructure_hook(datetime, format_datetime)
-converter.register_unstructure_hook(date, date.isoformat)
 converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
 
 
@@ -383,16 +369,15 @@ def decode(body: bytes, tp: type[T] | Any) -> T:
     the duration of this synchronous call (it cannot yield to the event loop) and restored
     afterwards; this roughly halves the time to decode a 100,000-item list.
     """
-    result: T
-    if len(body) < GC_PAUSE_BYTES or not gc.isenabled():
-        result = structure(loads(body), tp, body=body)
-        return result
-    gc.disable()
+    pause = len(body) >= GC_PAUSE_BYTES and gc.isenabled()
+    if pause:
+        gc.disable()
     try:
-        result = structure(loads(body), tp, body=body)
+        result: T = structure(loads(body), tp, body=body)
         return result
     finally:
-        gc.enable()
+        if pause:
+            gc.enable()
 
 
 def unstructure(value: Any) -> Any:

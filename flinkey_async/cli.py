@@ -27,7 +27,7 @@ from ._converter import unstructure
 from .client import DEFAULT_BASE_URL, FlinkeyClient
 from .errors import FlinkeyError
 from .odata import Query
-from .patch import JsonPatch
+from .patch import ASSIGNMENT_PATCH, JsonPatch, ValueKind, _pointer
 
 __all__ = ["main"]
 
@@ -244,7 +244,7 @@ def _patch(args: argparse.Namespace) -> JsonPatch:
         value: Any
         if raw.lower() == "null":
             value = None
-        elif pointer.lower() in ("/start", "/end"):
+        elif ASSIGNMENT_PATCH.field(_pointer(pointer), pointer).kind is ValueKind.DATETIME:
             value = _aware_datetime(raw)
         else:
             try:

@@ -16,7 +16,7 @@ __all__ = ["Assignment", "CarAssignment", "UserAssignment", "DEFAULT_LIFETIME",
 
 #: Documented default lifetime of an assignment, in seconds (7 days).
 DEFAULT_LIFETIME = 604_800
-#: Smallest lifetime the SDK accepts (7 days, inclusive; see ``validate_lifetimes``).
+#: Smallest lifetime the SDK accepts (7 days, inclusive; see ``check_lifetimes``).
 MIN_LIFETIME = 604_800
 #: Largest lifetime the SDK accepts (28 days, inclusive).
 MAX_LIFETIME = 2_419_200

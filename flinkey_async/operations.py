@@ -37,6 +37,7 @@ from .errors import (
     TransportError,
 )
 from .models import Assignment, CarAssignment
+from .patch import ASSIGNMENT_PATCH, PatchField, ValueKind
 
 if TYPE_CHECKING:
     from .client import FlinkeyClient
@@ -156,15 +157,10 @@ class OperationState:
         await self._done.wait()
 
 
-# What a PATCH path means for polling: the Assignment attribute and how to read the value.
-_PATCH_ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "/carId": ("car_id", "int"),
-    "/userId": ("user_id", "int"),
-    "/start": ("start", "datetime"),
-    "/end": ("end", "datetime"),
-    "/lifetime": ("lifetime", "seconds"),
-    "/renewableAfter": ("renewable_after", "seconds"),
-}
+# What a PATCH path means for polling: the Assignment attribute and the kind of its value.
+_PATCH_FIELDS: dict[str, PatchField] = {f.pointer: f for f in ASSIGNMENT_PATCH.fields}
+# Kinds a remove (or null) resets to a server default rather than to None.
+_SERVER_DEFAULT_KINDS = frozenset({ValueKind.LIFETIME, ValueKind.SECONDS})
 
 
 def expected_after_patch(body: Any) -> dict[str, Any]:
@@ -182,17 +178,18 @@ def expected_after_patch(body: Any) -> dict[str, Any]:
     for item in body:
         if not isinstance(item, Mapping):
             continue
-        known = _PATCH_ATTRIBUTES.get(str(item.get("path")))
-        if known is None:
+        field = _PATCH_FIELDS.get(str(item.get("path")))
+        if field is None:
             continue
-        attribute, kind = known
+        attribute, kind = field.attribute, field.kind
         value = item.get("value") if item.get("op") == "replace" else None
         if value is None:
-            if kind != "seconds":
+            if kind not in _SERVER_DEFAULT_KINDS:
                 expected[attribute] = None
             continue
         try:
-            expected[attribute] = parse_datetime(value) if kind == "datetime" else int(value)
+            expected[attribute] = (parse_datetime(value) if kind is ValueKind.DATETIME
+                                   else int(value))
         except (TypeError, ValueError):
             continue
     return expected

@@ -244,12 +244,10 @@ def _convert(field: PatchField, value: Any) -> tuple[Any, str | None]:
         return number, str(number)
     if kind is ValueKind.DATETIME:
         moment = check_aware(value, field.pointer)
-        try:
-            wire = format_datetime(moment, field.pointer)
-            normalised = moment.astimezone(UTC).replace(microsecond=0)
-        except OverflowError:
-            raise ValidationError(field.pointer, f"{moment!r} is out of range in UTC") from None
-        return normalised, wire
+        # format_datetime raises ValidationError when the UTC value is out of range, so the
+        # conversion below cannot overflow.
+        wire = format_datetime(moment, field.pointer)
+        return moment.astimezone(UTC).replace(microsecond=0), wire
     if kind is ValueKind.LIFETIME:
         number = _check_lifetime(value, field.pointer)
         return number, str(number)
@@ -349,16 +347,14 @@ class JsonPatch:
             raise ValidationError(
                 "patch", f"this patch was built for {self.schema.resource}, not {schema.resource}"
             )
-        self._check_rules()
+        # The rules already ran when each operation was added (_add).
         return self.to_json()
-
-    validate_for = to_body
 
     def values(self) -> dict[str, Any]:
         """The replaced values by attribute name (``{"end": datetime(...), "lifetime": ...}``),
         as sent: datetimes in UTC with whole seconds, ``None`` for ``null``."""
-        by_pointer = {f.pointer: f.attribute for f in self.schema.fields}
-        return {by_pointer[op.path]: op.python_value for op in self.operations
+        field = self.schema.field
+        return {field(op.path).attribute: op.python_value for op in self.operations
                 if op.op == "replace"}
 
     @property

@@ -315,7 +315,6 @@ def test_empty_patch_is_rejected_when_serialised() -> None:
 def test_to_body_checks_the_resource() -> None:
     patch = JsonPatch().replace("/end", None)
     assert patch.to_body(ASSIGNMENT_PATCH) == patch.to_json()
-    assert patch.validate_for(ASSIGNMENT_PATCH) == patch.to_json()
     other = PatchSchema("car", (PatchField("/name", "name", ValueKind.STRING),))
     with pytest.raises(ValidationError, match="built for assignment, not car"):
         patch.to_body(other)
