@@ -101,6 +101,16 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
             f"T{digits[value.hour]}:{digits[value.minute]}:{digits[value.second]}Z")
 
 
+def wire_datetime(value: datetime, argument: str = "datetime") -> datetime:
+    """An aware datetime as the wire carries it: in UTC, whole seconds (what
+    :func:`format_datetime` writes, as a datetime). Raises :class:`ValidationError` when the
+    UTC value is out of range."""
+    try:
+        return value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:
+        raise ValidationError(argument, f"{value!r} is out of range in UTC") from None
+
+
 _TWO_DIGITS = [f"{n:02d}" for n in range(100)]
 _NO_OFFSET = timedelta(0)
 

@@ -29,12 +29,11 @@ from __future__ import annotations
 import difflib
 import enum
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC
 from typing import Any, Literal
 
 import attrs
 
-from ._converter import format_datetime, to_camel
+from ._converter import format_datetime, to_camel, wire_datetime
 from ._validate import check_aware, check_id, check_lifetimes, check_window
 from .errors import ValidationError
 from .models import MAX_LIFETIME
@@ -244,10 +243,7 @@ def _convert(field: PatchField, value: Any) -> tuple[Any, str | None]:
         return number, str(number)
     if kind is ValueKind.DATETIME:
         moment = check_aware(value, field.pointer)
-        # format_datetime raises ValidationError when the UTC value is out of range, so the
-        # conversion below cannot overflow.
-        wire = format_datetime(moment, field.pointer)
-        return moment.astimezone(UTC).replace(microsecond=0), wire
+        return wire_datetime(moment, field.pointer), format_datetime(moment, field.pointer)
     if kind is ValueKind.LIFETIME:
         number = _check_lifetime(value, field.pointer)
         return number, str(number)

@@ -44,7 +44,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import count
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias, TypeVar
@@ -52,7 +52,14 @@ from typing import Any, Final, TypeAlias, TypeVar
 import attrs
 from aiohttp import web
 
-from ._converter import STRUCTURE_WITH, _diagnose, _int_or_numeric_str, loads, structure
+from ._converter import (
+    STRUCTURE_WITH,
+    _diagnose,
+    _int_or_numeric_str,
+    loads,
+    structure,
+    wire_datetime,
+)
 from .errors import (
     DecodeError,
     OperationTimeoutError,
@@ -206,7 +213,7 @@ def _utc(value: datetime | None) -> datetime | None:
     """UTC, whole seconds (how timestamps travel on the wire)."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(microsecond=0)
+    return wire_datetime(value)
 
 
 def _has_fields(wire: _Wire) -> bool:

@@ -100,9 +100,13 @@ async def test_create_with_all_fields_converts_to_utc(server: RecordingServer) -
     server.on("PUT", "/assignments", no_content)
     cet = timezone(timedelta(hours=1))
     async with client_for(server) as client:
-        await client.assignments.create(
+        op = await client.assignments.create(
             car_id=7, user_id=9, start=datetime(2026, 3, 1, 9, 0, 0, 500, tzinfo=cet),
             end=datetime(2026, 3, 8, 9, tzinfo=cet), lifetime=1209600, renewable_after=600000)
+    # The operation records the times as sent: UTC, whole seconds (as an update's do).
+    assert op.start == datetime(2026, 3, 1, 8, tzinfo=UTC) and op.start.tzinfo is UTC
+    assert op.end == datetime(2026, 3, 8, 8, tzinfo=UTC) and op.end.tzinfo is UTC
+    assert op.start.microsecond == 0
     assert server.requests[0].json() == {
         "carId": 7, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": "2026-03-08T08:00:00Z",
         "lifetime": 1209600, "renewableAfter": 600000}

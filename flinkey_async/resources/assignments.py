@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from .._converter import format_datetime
+from .._converter import format_datetime, wire_datetime
 from .._validate import check_aware, check_id, check_lifetimes, check_window
 from ..models import Assignment, CarAssignment, UserAssignment
 from ..odata import Query
@@ -103,8 +103,8 @@ class Assignments(Resource):
         if renewable_after is not None:
             body["renewableAfter"] = renewable_after
         return await self._write("create", "PUT", ("assignments",), body, car_id=car_id,
-                                 user_id=user_id, start=start.replace(microsecond=0),
-                                 end=end.replace(microsecond=0) if end is not None else None)
+                                 user_id=user_id, start=wire_datetime(start, "start"),
+                                 end=wire_datetime(end, "end") if end is not None else None)
 
     async def update(self, assignment_id: int, patch: JsonPatch) -> PendingOperation:
         """Change an assignment with a :class:`~flinkey_async.JsonPatch`

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from .._converter import format_datetime, parse_datetime
+from .._converter import format_datetime, parse_datetime, wire_datetime
 from ..models import DEFAULT_LIFETIME
 from ..operations import body_checksum
 from .odata_eval import DATETIME, INT, STR, EntitySchema
@@ -212,7 +212,7 @@ def _datetime_arg(value: datetime | str, name: str) -> datetime:
         value = parse_datetime(value)
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise ValueError(f"{name} must be an aware datetime or an ISO-8601 string")
-    return parse_datetime(format_datetime(value))
+    return wire_datetime(value, name)
 
 
 class SandboxStore:
