@@ -16,34 +16,84 @@ they are held in :class:`Secret` wrappers.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import attrs
 
 from .errors import DecodeError
 
 __all__ = ["PasswordGrant", "Secret", "StaticToken", "TokenProvider", "TokenResponse",
-           "parse_token_response"]
+           "as_secret", "parse_token_response"]
 
 
-@attrs.frozen(repr=False)
 class Secret:
     """A string that never shows itself: ``repr`` and ``str`` print ``'***'``.
 
-    Call :meth:`reveal` to get the value (the session layer does, to build headers).
+    Call :meth:`reveal` to get the value (the session layer does, to build headers). A
+    ``Secret`` is immutable, compares equal to another ``Secret`` with the same value (in
+    constant time), refuses to be pickled (so a secret cannot reach a cache, a queue or a file
+    by accident) and is no attrs class (``attrs.asdict`` of an object holding one shows the
+    wrapper, not the value). ``Secret(secret)`` returns an equal wrapper.
     """
 
-    _value: str = attrs.field(alias="value")
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str | Secret) -> None:
+        if isinstance(value, Secret):
+            value = value._value
+        if not isinstance(value, str):
+            raise TypeError(f"a secret must be a str, got {type(value).__name__}")
+        object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:
+        """The secret value."""
         return self._value
 
     def __repr__(self) -> str:
         return "Secret('***')"
 
     __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode("utf-8", "surrogatepass"),
+                                   other._value.encode("utf-8", "surrogatepass"))
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Secret objects are immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError("Secret objects are immutable")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled: secrets never leave the process")
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
+
+
+def as_secret(value: str | Secret | None, argument: str) -> Secret | None:
+    """Wrap a credential on entry (``None`` stays ``None``); a non-string raises
+    :class:`TypeError` naming ``argument`` and never quoting the value."""
+    if value is None or isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a str, got {type(value).__name__}")
+    return Secret(value)
 
 
 @attrs.frozen(repr=False)
