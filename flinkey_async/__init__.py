@@ -3,9 +3,8 @@
 >>> from flinkey_async import FlinkeyClient, Query, F, JsonPatch
 """
 
-__version__ = "0.1.0"
-
 from . import errors
+from ._version import __version__
 from .client import DEFAULT_BASE_URL, UAT_BASE_URL, FlinkeyClient
 from .models import Assignment, CarAssignment, UserAssignment
 from .odata import F, Query

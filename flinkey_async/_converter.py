@@ -126,8 +126,14 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def _fix_datetime(value: datetime) -> datetime:
-    """A parsed datetime in UTC: without an offset it is taken as UTC, else converted."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """A parsed datetime in UTC: without an offset it is taken as UTC, else converted (a
+    value that falls outside the representable range in UTC raises ``ValueError``)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
 
 
 def _check_int(value: Any) -> int:
@@ -311,7 +317,8 @@ def structure(data: Any, tp: type[T] | Any, *, body: bytes | None = None) -> T:
     try:
         result: T = converter.structure(data, tp)
         return result
-    except (KeyError, TypeError, ValueError, AttributeError, cattrs.BaseValidationError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
+            cattrs.BaseValidationError) as exc:
         what = (f"list of {get_args(tp)[0].__name__}" if get_origin(tp) is list
                 else getattr(tp, "__name__", None) or str(tp))
         detail = _diagnose(data, tp) or (f"missing field {exc}" if isinstance(exc, KeyError)
@@ -353,7 +360,7 @@ def _diagnose(data: Any, tp: Any) -> str | None:
                 _SCALARS[field_type](value)
             else:
                 converter.structure(value, field_type)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             return f"field {key!r}: {exc}"
     return None
 

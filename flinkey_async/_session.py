@@ -1,11 +1,32 @@
 """The session layer: the one place that talks to the network.
 
 One request goes through :meth:`SessionLayer.request`: URL from the base URL and path segments
-(each segment percent-encoded by yarl, so an argument can never change the path), the encoded
-OData query appended verbatim (``URL(..., encoded=True)``: ``%20`` stays ``%20``, nothing is
-encoded twice), the three auth headers, the JSON body, the timeout, the retry loop (decisions
-from :class:`~flinkey_async.retry.RetryPolicy`), one token refresh after a 401 "Access token is
-missing or invalid", and the mapping of errors (:func:`~flinkey_async.errors.from_response`).
+(each segment percent-encoded completely, ``/`` and dot segments included, so an argument can
+never change the path), the encoded OData query appended verbatim (``URL(..., encoded=True)``:
+``%20`` stays ``%20``, nothing is encoded twice), the three auth headers, the JSON body, the
+timeout, the retry loop (decisions from :class:`~flinkey_async.retry.RetryPolicy`), one token
+refresh after a 401 "Access token is missing or invalid", and the mapping of errors
+(:func:`~flinkey_async.errors.from_response`).
+
+What it guarantees beneath the SDK, whatever aiohttp's defaults:
+
+* **Redirects are never followed** (``allow_redirects=False``): a 3xx raises
+  :class:`~flinkey_async.errors.UnexpectedRedirectError` naming the target's origin, so the
+  API key, the token and the password never travel to another origin.
+* **No hidden resend.** aiohttp re-sends a request once on a new connection when a kept-alive
+  one breaks, for ``PUT`` and ``DELETE`` too; a middleware turns that failure into our own, so
+  only the retry policy repeats a request, and a write whose connection broke after sending
+  raises :class:`~flinkey_async.errors.OutcomeUnknownError` instead of being sent twice.
+* **Bounded responses**: bodies are read in chunks up to ``max_response_bytes``, counted after
+  decompression (a small gzip body cannot expand without bound); error bodies up to 64 KiB.
+* **A deadline per call**: retries, backoff and the token fetch included, no call takes longer
+  than ``deadline`` seconds.
+* **No environment lookups per request**: aiohttp's ``trust_env`` costs two thread-pool round
+  trips per request (``.netrc`` and proxy variables); here ``trust_env=True`` reads the proxy
+  for the base URL once, when the connection pool is made.
+* **Nothing of aiohttp's frames in tracebacks**: an exception raised inside aiohttp (a
+  cancellation or a caller's timeout included) leaves without the frames whose locals hold the
+  request headers.
 
 Logging (logger ``flinkey_async``) records method, path and status at DEBUG, and retries at
 INFO. It never records headers, bodies or query strings, so no secret reaches a log.
@@ -19,34 +40,56 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import attrs
+from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from . import __version__
-from ._converter import decode
+from ._converter import decode, loads
+from ._version import __version__
 from .auth import Secret, TokenProvider, TokenResponse, parse_token_response
 from .errors import (
+    ClientClosedError,
     DecodeError,
     InvalidTokenError,
+    OutcomeUnknownError,
     RateLimitError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     TransportError,
+    UnexpectedRedirectError,
     from_response,
 )
 from .retry import Failure, RetryPolicy
 
-__all__ = ["DEFAULT_TIMEOUT", "Response", "SessionLayer"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "MAX_ERROR_BODY_BYTES",
+    "Response",
+    "SessionLayer",
+    "encode_segment",
+]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("flinkey_async")
 
-#: 30 s for a whole request, 10 s to connect.
+#: 30 s for one attempt, 10 s to connect.
 DEFAULT_TIMEOUT: aiohttp.ClientTimeout = aiohttp.ClientTimeout(total=30, connect=10)
+#: The longest a call may take, retries and waits included (seconds).
+DEFAULT_DEADLINE = 60.0
+#: The largest response body read (after decompression): 64 MiB.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: How much of an error body is read (the rest is discarded): 64 KiB.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+_CHUNK = 64 * 1024
 
 _USER_AGENT = f"flinkey_async/{__version__}"
+_WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
 
 
 @attrs.frozen
@@ -75,10 +118,99 @@ class RedactedHeaders(dict[str, str]):
 
     __str__ = __repr__
 
+    def __reduce__(self) -> Any:
+        raise TypeError("request headers cannot be pickled: they hold credentials")
+
+
+class SecretBody(bytes):
+    """A request body that holds a credential (the token request's form): its ``repr`` shows
+    only its length, so no frame holding it shows the password."""
+
+    def __repr__(self) -> str:
+        return f"SecretBody(<{len(self)} bytes>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a SecretBody cannot be pickled: it holds a credential")
+
 
 def encode_json(body: Any) -> bytes:
     """Compact JSON bytes, as sent on the wire."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_segment(segment: str | int) -> str:
+    """One path segment, percent-encoded so that it stays one segment: ``/``, ``?``, ``#``,
+    ``%`` and non-ASCII are encoded, and ``.``/``..`` become ``%2E``/``%2E%2E`` (which no
+    client or server may collapse). An empty segment raises ``ValueError``."""
+    text = str(segment)
+    if not text:
+        raise ValueError("a path segment must not be empty")
+    encoded = quote(text, safe="", errors="strict")
+    if encoded in (".", ".."):
+        return encoded.replace(".", "%2E")
+    return encoded
+
+
+class _ConnectionLost(Exception):
+    """The connection broke after the request may have been sent (raised by
+    :func:`_no_hidden_resend` instead of aiohttp's own errors, which aiohttp would answer by
+    sending the request once more)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause_name = type(cause).__name__
+
+
+async def _no_hidden_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """aiohttp middleware: a connection that breaks once the request is on its way surfaces
+    to the session layer (as :class:`_ConnectionLost`) instead of aiohttp's silent resend."""
+    try:
+        return await handler(request)
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+        raise  # nothing was sent: the retry policy may repeat it
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise _ConnectionLost(exc) from None
+
+
+_MIDDLEWARES = (_no_hidden_resend,)
+
+
+def _scrub(exc: BaseException) -> None:
+    """Drop the frames below the current one from ``exc``'s traceback, and every frame from
+    the exceptions chained to it: they are aiohttp's, and their locals hold the headers."""
+    tb = exc.__traceback__
+    if tb is not None:
+        tb.tb_next = None
+    seen = {id(exc)}
+    chained = exc.__cause__ or exc.__context__
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        chained.__traceback__ = None
+        chained = chained.__cause__ or chained.__context__
+
+
+def _origin(response_url: URL, location: str | None) -> str | None:
+    if not location:
+        return None
+    try:
+        target = response_url.join(URL(location))
+        origin = target.origin()
+    except (ValueError, TypeError):
+        return "an unreadable Location"
+    return str(origin)
+
+
+class _Sending:
+    """Whether a call's request is on the wire right now (for the deadline's verdict)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = False
 
 
 class SessionLayer:
@@ -87,69 +219,124 @@ class SessionLayer:
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: Secret,
         customer_id: int,
         base_url: str | URL,
         session: aiohttp.ClientSession | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
+        deadline: float | None = DEFAULT_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        trust_env: bool = False,
+        proxy: str | URL | None = None,
     ) -> None:
-        self._api_key = Secret(api_key)
+        self._api_key = api_key
         self.customer_id = customer_id
-        base = URL(base_url) if isinstance(base_url, str) else base_url
-        if not base.is_absolute() or base.scheme not in ("http", "https"):
+        try:
+            base = URL(base_url) if isinstance(base_url, str) else base_url
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"base_url is not a URL: {exc}") from None
+        if not isinstance(base, URL):
+            raise TypeError(f"base_url must be a str or yarl.URL, got {type(base).__name__}")
+        if not base.is_absolute() or base.scheme not in ("http", "https") or not base.host:
             raise ValueError(f"base_url must be an absolute http(s) URL, got {str(base)!r}")
+        if base.query_string or base.fragment or base.user or base.password:
+            raise ValueError("base_url must not carry a query, a fragment or credentials")
         self.base_url = base
+        self._base_text = str(base).rstrip("/")
+        if deadline is not None and not deadline > 0:
+            raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        if type(max_response_bytes) is not int or max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be a positive int, got "
+                             f"{max_response_bytes!r}")
         self._session = session
         self._owns_session = session is None
         self._timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._connection_limit = connection_limit
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
+        self.trust_env = trust_env
+        self._proxy: URL | None = URL(proxy) if isinstance(proxy, str) else proxy
+        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._proxy_resolved = proxy is not None or not trust_env
+        # A caller's session keeps its own middlewares; ours runs after them.
+        self._middlewares: tuple[Any, ...] | None = None
+        if session is not None:
+            self._middlewares = (*getattr(session, "_middlewares", ()), _no_hidden_resend)
         self.token_provider: TokenProvider | None = None
         self._closed = False
+        self._inflight = 0
+        self._idle: asyncio.Event | None = None
         self._rng = random.Random()
 
     # -- session lifecycle -------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this FlinkeyClient is closed")
+            raise ClientClosedError("this FlinkeyClient is closed")
+        if not self._proxy_resolved:
+            self._resolve_proxy()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15),
                 headers={"User-Agent": _USER_AGENT},
-                trust_env=True,
+                middlewares=_MIDDLEWARES,
             )
         return self._session
 
-    async def aclose(self) -> None:
-        """Close the aiohttp session if this layer created it (a caller's session stays open)."""
+    def _resolve_proxy(self) -> None:
+        """``trust_env=True``: the proxy for the base URL from ``HTTPS_PROXY``/``HTTP_PROXY``
+        and ``NO_PROXY`` (and its credentials from ``.netrc``), read once."""
+        self._proxy_resolved = True
+        try:
+            proxy, auth = get_env_proxy_for_url(self.base_url)
+        except (LookupError, ValueError, OSError):
+            return
+        self._proxy, self._proxy_auth = proxy, auth
+
+    async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Refuse new requests, let those in flight finish (up to ``timeout`` seconds), then
+        close the aiohttp session if this layer created it (a caller's session stays open)."""
         self._closed = True
+        provider_close = getattr(self.token_provider, "aclose", None)
+        if provider_close is not None:
+            await provider_close()
+        if self._inflight:
+            idle = self._idle = self._idle or asyncio.Event()
+            try:
+                async with asyncio.timeout(timeout):
+                    await idle.wait()
+            except TimeoutError:
+                logger.warning("closing the client with %d requests still in flight",
+                               self._inflight)
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
 
     # -- URL building --------------------------------------------------------------------------
     def url(self, segments: Sequence[str | int], query: str | None = None) -> URL:
-        """The base URL plus encoded path segments, plus an already-encoded query string."""
-        url = self.base_url.joinpath(*(str(s) for s in segments)) if segments else self.base_url
+        """The base URL plus path segments, each encoded by :func:`encode_segment` (so none
+        can change the path), plus an already-encoded query string."""
+        path = "/".join(encode_segment(s) for s in segments)
+        text = f"{self._base_text}/{path}" if path else self._base_text
         if query:
-            return URL(f"{url}?{query}", encoded=True)
-        return url
+            text = f"{text}?{query}"
+        return URL(text, encoded=True)
 
     # -- token endpoint ------------------------------------------------------------------------
     async def fetch_token(self, username: str, password: Secret) -> TokenResponse:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
         url = self.url(("oauth2", "token"))
         headers = self._base_headers()
-        form = aiohttp.FormData({"username": username, "password": password.reveal(),
-                                 "grant_type": "password"})
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        form = _token_form(username, password)
         response = await self._send_with_retry(
-            "POST", url, headers=headers, data=form(), path="/oauth2/token", authenticate=False,
+            "POST", url, headers=headers, data=form, path="/oauth2/token", authenticate=False,
         )
         try:
-            data = json.loads(response.body)
-        except ValueError:
+            data = loads(response.body)
+        except DecodeError:
             raise DecodeError("token response is not valid JSON") from None
         return parse_token_response(data)
 
@@ -161,15 +348,18 @@ class SessionLayer:
         *,
         query: str | None = None,
         json_bytes: bytes | None = None,
+        customer_scoped: bool = True,
     ) -> Response:
         """Send one API request and return its 2xx response; raise a typed error otherwise.
 
-        A body, ``json_bytes``, is sent with ``Content-Type: application/json``.
+        A body, ``json_bytes``, is sent with ``Content-Type: application/json``;
+        ``customer_scoped=False`` leaves out the ``Customer-ID`` header.
         """
         url = self.url(segments, query)
         path = "/" + "/".join(str(s) for s in segments)
         headers = self._base_headers()
-        headers["Customer-ID"] = str(self.customer_id)
+        if customer_scoped:
+            headers["Customer-ID"] = str(self.customer_id)
         if json_bytes is not None:
             headers["Content-Type"] = "application/json"
         return await self._send_with_retry(method, url, headers=headers, data=json_bytes,
@@ -185,24 +375,63 @@ class SessionLayer:
         url: URL,
         *,
         headers: RedactedHeaders,
-        data: Any,
+        data: bytes | None,
         path: str,
         authenticate: bool = True,
     ) -> Response:
+        if self._closed:
+            raise ClientClosedError("this FlinkeyClient is closed")
+        loop = asyncio.get_running_loop()
+        deadline_at = None if self.deadline is None else loop.time() + self.deadline
+        self._inflight += 1
+        sending = _Sending()
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                return await self._attempts(method, url, headers, data, path, authenticate,
+                                            deadline_at, sending)
+        except TimeoutError as exc:
+            if isinstance(exc, RequestTimeoutError):
+                raise
+            if sending.now and method in _WRITE_METHODS:
+                raise self._unknown(method, path, "the client's deadline passed",
+                                    timed_out=True) from None
+            raise RequestTimeoutError(
+                f"{method} {path}: no answer within the client's deadline of "
+                f"{self.deadline} s (retries included)") from None
+        finally:
+            self._inflight -= 1
+            if not self._inflight and self._idle is not None:
+                self._idle.set()
+
+    async def _attempts(
+        self,
+        method: str,
+        url: URL,
+        headers: RedactedHeaders,
+        data: bytes | None,
+        path: str,
+        authenticate: bool,
+        deadline_at: float | None,
+        sending: _Sending,
+    ) -> Response:
+        loop = asyncio.get_running_loop()
+        write = method in _WRITE_METHODS
         attempt = 0
         refreshed = False
         while True:
             token: Secret | None = None
             if authenticate:
                 if self.token_provider is None:
-                    raise RuntimeError("no credentials: give a token or a username and password")
+                    raise ClientClosedError("no credentials: the client is not set up")
                 token = Secret(await self.token_provider.token())
                 headers["Authorization"] = "Bearer " + token.reveal()
             failure: Failure
             error: Exception
             retry_after: float | None = None
+            sending.now = True
             try:
-                response = await self._send_once(method, url, headers, data)
+                response = await self._send_once(method, url, headers, data,
+                                                 self._attempt_timeout(loop, deadline_at))
             except aiohttp.ConnectionTimeoutError:
                 failure = "connect"
                 error = RequestTimeoutError(f"{method} {path}: timed out connecting to {url.host}")
@@ -210,21 +439,40 @@ class SessionLayer:
                 failure = "connect"
                 error = TransportError(f"cannot connect to {url.host}:{url.port}: "
                                        f"{exc.os_error.strerror or type(exc.os_error).__name__}")
+            except _ConnectionLost as exc:
+                failure = "disconnect"
+                error = (self._unknown(method, path, f"the connection broke ({exc.cause_name})")
+                         if write else
+                         TransportError(f"{method} {path}: connection lost ({exc.cause_name})"))
             except TimeoutError:
                 failure = "timeout"
-                error = RequestTimeoutError(f"{method} {path} timed out")
+                error = (self._unknown(method, path, "no answer in time", timed_out=True)
+                         if write else RequestTimeoutError(f"{method} {path} timed out"))
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
                     aiohttp.ClientPayloadError) as exc:
                 failure = "disconnect"
-                error = TransportError(f"{method} {path}: connection lost ({type(exc).__name__})")
+                error = (self._unknown(method, path, f"the answer broke off ({type(exc).__name__})")
+                         if write else
+                         TransportError(f"{method} {path}: connection lost ({type(exc).__name__})"))
             except aiohttp.ClientError as exc:
                 failure = "disconnect"
                 error = TransportError(f"{method} {path}: {type(exc).__name__}")
+            except (AssertionError, RuntimeError):
+                if self._closed:  # aiohttp's state after its session was closed beneath us
+                    raise ClientClosedError(
+                        f"{method} {path}: the client was closed while the request was in "
+                        "flight") from None
+                raise
             else:
+                sending.now = False
                 status = response.status
                 logger.debug("%s %s -> %s", method, path, status)
                 if 200 <= status < 300:
                     return response
+                if 300 <= status < 400:
+                    raise UnexpectedRedirectError(
+                        status, _origin(url, response.headers.get("Location")),
+                        method=method, path=path)
                 api_error = from_response(status, response.headers, response.body,
                                           method=method, path=path)
                 if (isinstance(api_error, InvalidTokenError) and token is not None
@@ -235,18 +483,87 @@ class SessionLayer:
                 failure, error = status, api_error
                 if isinstance(api_error, RateLimitError):
                     retry_after = api_error.retry_after
+            sending.now = False
             attempt += 1
             delay = self.retry.delay(method, failure, attempt, retry_after, rng=self._rng)
-            if delay is None:
+            if delay is None or (deadline_at is not None
+                                 and loop.time() + delay >= deadline_at):
                 raise error
             logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, failure, attempt,
                         delay)
             await asyncio.sleep(delay)
 
+    @staticmethod
+    def _unknown(method: str, path: str, what: str, *, timed_out: bool = False
+                 ) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
+            f"{method} {path}: {what} after the request was sent; flinkey may have applied it, "
+            "so it is not sent again: confirm its outcome before repeating it",
+            timed_out=timed_out)
+
+    def _attempt_timeout(self, loop: asyncio.AbstractEventLoop,
+                         deadline_at: float | None) -> aiohttp.ClientTimeout:
+        timeout = self._timeout
+        if deadline_at is None:
+            return timeout
+        remaining = max(deadline_at - loop.time(), 0.001)
+        if timeout.total is not None and timeout.total <= remaining:
+            return timeout
+        return attrs.evolve(timeout, total=remaining)
+
     async def _send_once(
-        self, method: str, url: URL, headers: Mapping[str, str], data: Any
+        self, method: str, url: URL, headers: Mapping[str, str], data: bytes | None,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request timeout
     ) -> Response:
-        async with self._http().request(method, url, headers=headers, data=data,
-                                        timeout=self._timeout) as resp:
-            body = await resp.read()
-            return Response(resp.status, resp.headers, body)
+        http = self._http()
+        try:
+            async with http.request(
+                method, url, headers=headers, data=data, timeout=timeout,
+                allow_redirects=False, proxy=self._proxy, proxy_auth=self._proxy_auth,
+                middlewares=self._middlewares,
+            ) as resp:
+                status = resp.status
+                if 200 <= status < 300:
+                    body = await self._read(resp, self.max_response_bytes, truncate=False)
+                else:
+                    limit = min(self.max_response_bytes, MAX_ERROR_BODY_BYTES)
+                    body = await self._read(resp, limit, truncate=True)
+                return Response(status, resp.headers, body)
+        except BaseException as exc:
+            _scrub(exc)
+            raise
+
+    @staticmethod
+    async def _read(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
+        """The body, at most ``limit`` bytes after decompression: beyond it, the rest is cut
+        off (``truncate``) or :class:`ResponseTooLargeError` is raised; either way it is never
+        read into memory."""
+        length = resp.content_length
+        if length is not None and length <= limit and "Content-Encoding" not in resp.headers:
+            return await resp.read()  # bounded by Content-Length
+        if length is not None and length > limit and not truncate:
+            resp.close()
+            raise ResponseTooLargeError(
+                f"the response announces {length} bytes, more than the client's limit of "
+                f"{limit} (max_response_bytes)")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                resp.close()
+                if truncate:
+                    chunks.append(chunk[: len(chunk) - (size - limit)])
+                    break
+                raise ResponseTooLargeError(
+                    f"the response body is larger than the client's limit of {limit} bytes "
+                    "(max_response_bytes, counted after decompression)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _token_form(username: str, password: Secret) -> SecretBody:
+    """The password grant's form body (``application/x-www-form-urlencoded``)."""
+    return SecretBody(urlencode({"username": username, "password": password.reveal(),
+                                 "grant_type": "password"}).encode())
+

@@ -6,19 +6,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ._converter import format_datetime, wire_datetime
 from .errors import ValidationError
 from .models import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
 
-__all__ = ["check_aware", "check_id", "check_lifetimes", "check_window"]
+__all__ = ["MAX_ID", "check_aware", "check_id", "check_lifetimes", "check_window"]
+
+
+#: The largest id the API carries (ids are documented as ``int32``).
+MAX_ID = 2**31 - 1
 
 
 def check_id(value: Any, argument: str) -> int:
-    """A database id: an ``int`` (not ``bool``) greater than 0."""
+    """A database id: an ``int`` (not ``bool``) from 1 to :data:`MAX_ID` (``int32``, as
+    documented)."""
     if type(value) is not int:
         raise ValidationError(argument,
                               f"must be an int id, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValidationError(argument, f"must be a positive id, got {value}")
+    if not 0 < value <= MAX_ID:
+        raise ValidationError(
+            argument, f"must be a positive id of at most {MAX_ID} (int32), got {value}")
     return value
 
 
@@ -34,12 +41,17 @@ def check_aware(value: Any, argument: str) -> datetime:
 
 
 def check_window(start: datetime | None, end: datetime | None) -> None:
-    """``end`` (when given) must be after ``start`` (compared at whole-second wire precision)."""
+    """``end`` (when given) must be after ``start``, compared as they are sent: in UTC, whole
+    seconds (so a change of daylight saving time, or of zone, between the two cannot fool
+    the comparison). The message shows the compared values."""
     if start is None or end is None:
         return
-    if end.replace(microsecond=0) <= start.replace(microsecond=0):
+    sent_start = wire_datetime(start, "start")
+    sent_end = wire_datetime(end, "end")
+    if sent_end <= sent_start:
         raise ValidationError(
-            "end", f"must be after start ({end.isoformat()} <= {start.isoformat()})")
+            "end", f"must be after start (as sent, in UTC and whole seconds: end "
+                   f"{format_datetime(sent_end)} is not after start {format_datetime(sent_start)})")
 
 
 def check_lifetimes(lifetime: Any, renewable_after: Any) -> None:

@@ -16,17 +16,21 @@ they are held in :class:`Secret` wrappers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn, Protocol
 
 import attrs
 
-from .errors import DecodeError
+from .errors import DecodeError, ValidationError
 
-__all__ = ["PasswordGrant", "Secret", "StaticToken", "TokenProvider", "TokenResponse",
-           "as_secret", "parse_token_response"]
+__all__ = ["MAX_TOKEN_LIFETIME", "MIN_TOKEN_LIFETIME", "PasswordGrant", "Secret", "StaticToken",
+           "TokenProvider", "TokenResponse", "as_secret", "is_header_safe",
+           "parse_token_response"]
 
 
 class Secret:
@@ -96,6 +100,23 @@ def as_secret(value: str | Secret | None, argument: str) -> Secret | None:
     return Secret(value)
 
 
+#: The longest token lifetime accepted from the server (a year); longer is a malformed answer.
+MAX_TOKEN_LIFETIME = 365 * 24 * 3600.0
+#: A token is kept at least this long (seconds) whatever ``expires_in`` says, so that a server
+#: answering a tiny ``expires_in`` does not cost a token request per call; a token that really
+#: expired earlier is replaced after the API's 401.
+MIN_TOKEN_LIFETIME = 30.0
+
+# RFC 6750 b64token, leniently: printable ASCII without spaces (no CR, LF or other control
+# character can reach a header).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+def is_header_safe(value: str) -> bool:
+    """Whether ``value`` can be sent in a header as it is (printable ASCII, no whitespace)."""
+    return _HEADER_SAFE.fullmatch(value) is not None
+
+
 @attrs.frozen(repr=False)
 class TokenResponse:
     """A parsed ``POST /oauth2/token`` answer: the token and its lifetime in seconds."""
@@ -106,26 +127,50 @@ class TokenResponse:
     def __repr__(self) -> str:
         return f"TokenResponse(access_token=***, expires_in={self.expires_in})"
 
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a TokenResponse cannot be pickled: it holds a secret")
+
+
+def _expires_in(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise DecodeError("token response has an invalid expires_in (bool)")
+    try:
+        expires_in = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise DecodeError(
+            f"token response has an invalid expires_in ({type(raw).__name__})") from None
+    if not 0 < expires_in <= MAX_TOKEN_LIFETIME:  # also NaN and infinities
+        raise DecodeError(
+            "token response has an expires_in that is not a number of seconds between 0 and "
+            f"{MAX_TOKEN_LIFETIME:.0f}")
+    return expires_in
+
+
+def _take_token(data: dict[str, Any]) -> Secret | None:
+    """Remove ``access_token`` from ``data`` and wrap it; None when it is missing, not a
+    string or not a valid header value (the plain value never outlives this frame)."""
+    value = data.pop("access_token", None)
+    if isinstance(value, str) and value and is_header_safe(value):
+        return Secret(value)
+    return None
+
 
 def parse_token_response(data: Any) -> TokenResponse:
     """Validate a token answer; ``expires_in`` arrives as a string (``"3600"``) or a number.
 
-    Errors never quote the body: it holds the token.
+    The token must be a valid header value (printable ASCII, no whitespace: a CR or LF could
+    otherwise reach a header); ``expires_in`` must be a positive number of seconds of at most
+    :data:`MAX_TOKEN_LIFETIME`. Errors never quote the body: it holds the token. ``data`` is
+    not kept (a dict is copied first, and its token taken out before anything can raise).
     """
     if not isinstance(data, Mapping):
         raise DecodeError("token response is not a JSON object")
-    token = data.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise DecodeError("token response has no access_token")
-    raw = data.get("expires_in", 3600)
-    try:
-        expires_in = float(raw) if not isinstance(raw, bool) else float("nan")
-    except (TypeError, ValueError):
-        raise DecodeError(
-            f"token response has an invalid expires_in ({type(raw).__name__})") from None
-    if not expires_in > 0 or expires_in == float("inf"):
-        raise DecodeError("token response has a non-positive or invalid expires_in")
-    return TokenResponse(Secret(token), expires_in)
+    fields = dict(data)
+    token = _take_token(fields)
+    if token is None:
+        raise DecodeError("token response has no access_token that can be sent as a header "
+                          "(missing, empty, not a string, or with spaces or control characters)")
+    return TokenResponse(token, _expires_in(fields.get("expires_in", 3600)))
 
 
 class TokenProvider(Protocol):
@@ -146,10 +191,13 @@ class StaticToken:
 
     __slots__ = ("_token",)
 
-    def __init__(self, token: str) -> None:
-        if not isinstance(token, str) or not token:
-            raise TypeError("token must be a non-empty string")
-        self._token = Secret(token)
+    def __init__(self, token: str | Secret) -> None:
+        secret = as_secret(token, "token")
+        del token
+        if not secret or not is_header_safe(secret.reveal()):
+            raise ValidationError("token", "must be a non-empty string of printable ASCII "
+                                  "characters without spaces (as sent in a header)")
+        self._token = secret
 
     async def token(self) -> str:
         return self._token.reveal()
@@ -160,6 +208,9 @@ class StaticToken:
     def __repr__(self) -> str:
         return "StaticToken(***)"
 
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a StaticToken cannot be pickled: it holds a secret")
+
 
 #: Fetches a token for (username, password); provided by the session layer.
 TokenFetcher = Callable[[str, Secret], Awaitable[TokenResponse]]
@@ -168,45 +219,91 @@ TokenFetcher = Callable[[str, Secret], Awaitable[TokenResponse]]
 class PasswordGrant:
     """Tokens from ``POST /oauth2/token`` with an API manager's username and password.
 
+    One fetch at a time, shared by every waiter: when many coroutines need a token at once,
+    one request is made and all of them get its result, success or failure. A failure is
+    remembered for a short, growing time (``failure_backoff``, doubling up to
+    ``max_failure_backoff``) during which callers get the same error at once instead of
+    hitting a failing token endpoint again; no lock is held while waiting. A waiter that is
+    cancelled does not cancel the fetch the others wait for.
+
     Args:
-        username, password: the API manager's credentials.
+        username, password: the API manager's credentials (the password is wrapped in a
+            :class:`Secret` at once).
         fetch: the coroutine function that performs the token request (the session layer's).
         refresh_margin: refresh this many seconds before expiry (at most a tenth of the token's
             lifetime, so short-lived tokens are not refreshed on every call).
+        failure_backoff, max_failure_backoff: how long a failed fetch is remembered.
         clock: monotonic clock, replaceable in tests.
     """
 
     def __init__(
         self,
         username: str,
-        password: str,
+        password: str | Secret,
         fetch: TokenFetcher,
         *,
         refresh_margin: float = 60.0,
+        failure_backoff: float = 1.0,
+        max_failure_backoff: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        secret = as_secret(password, "password")
+        del password
+        if not isinstance(username, str) or not username:
+            raise ValidationError("username", "must be a non-empty string")
+        if not secret:
+            raise ValidationError("password", "must be a non-empty string")
         self._username = username
-        self._password = Secret(password)
+        self._password = secret
         self._fetch = fetch
         self._refresh_margin = refresh_margin
+        self._failure_backoff = failure_backoff
+        self._max_failure_backoff = max_failure_backoff
         self._clock = clock
         self._token: Secret | None = None
         self._refresh_at = 0.0
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[Secret] | None = None
+        self._failure: BaseException | None = None
+        self._failed_until = 0.0
+        self._failures = 0
 
     async def token(self) -> str:
         current = self._token
         if current is not None and self._clock() < self._refresh_at:
             return current.reveal()
-        async with self._lock:
-            current = self._token
-            if current is not None and self._clock() < self._refresh_at:
-                return current.reveal()
-            response = await self._fetch(self._username, self._password)
-            margin = min(self._refresh_margin, response.expires_in / 10)
-            self._token = response.access_token
-            self._refresh_at = self._clock() + response.expires_in - margin
-            return response.access_token.reveal()
+        inflight = self._inflight
+        if inflight is None:
+            failure = self._failure
+            if failure is not None and self._clock() < self._failed_until:
+                raise copy.copy(failure).with_traceback(None)
+            inflight = self._inflight = asyncio.ensure_future(self._refresh())
+            inflight.add_done_callback(self._fetched)
+        # shield: a cancelled waiter leaves the fetch running for the others.
+        secret = await asyncio.shield(inflight)
+        return secret.reveal()
+
+    async def _refresh(self) -> Secret:
+        response = await self._fetch(self._username, self._password)
+        lifetime = max(response.expires_in, MIN_TOKEN_LIFETIME)
+        margin = min(self._refresh_margin, lifetime / 10)
+        self._token = response.access_token
+        self._refresh_at = self._clock() + lifetime - margin
+        return response.access_token
+
+    def _fetched(self, future: asyncio.Future[Secret]) -> None:
+        self._inflight = None
+        if future.cancelled():
+            return
+        error = future.exception()  # also marks it retrieved when nobody waits any more
+        if error is None:
+            self._failure = None
+            self._failures = 0
+            return
+        self._failures += 1
+        backoff = min(self._max_failure_backoff,
+                      self._failure_backoff * 2.0 ** (self._failures - 1))
+        self._failure = error
+        self._failed_until = self._clock() + backoff
 
     def invalidate(self, token: str) -> bool:
         current = self._token
@@ -214,5 +311,16 @@ class PasswordGrant:
             self._token = None
         return True
 
+    async def aclose(self) -> None:
+        """Cancel a fetch in flight (called when the client closes)."""
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            inflight.cancel()
+            with contextlib.suppress(BaseException):
+                await inflight
+
     def __repr__(self) -> str:
         return f"PasswordGrant(username={self._username!r}, password=***)"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a PasswordGrant cannot be pickled: it holds a password")

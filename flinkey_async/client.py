@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from ._session import DEFAULT_TIMEOUT, SessionLayer
+from ._session import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, SessionLayer
 from ._validate import check_id
-from .auth import PasswordGrant, StaticToken
+from .auth import PasswordGrant, Secret, StaticToken, as_secret, is_header_safe
+from .errors import ValidationError
 from .operations import OperationWatcher
 from .resources.assignments import Assignments
 from .retry import RetryPolicy
@@ -36,10 +38,21 @@ class FlinkeyClient:
             automatically.
         base_url: defaults to production; :data:`UAT_BASE_URL` or a sandbox URL also work.
         session: an ``aiohttp.ClientSession`` to use; the client never closes it.
-        timeout: per-request timeout (default 30 s total, 10 s to connect), also on a
+        timeout: timeout of one attempt (default 30 s total, 10 s to connect), also on a
             caller's ``session``.
         retry: a :class:`RetryPolicy` (default: 3 retries, never duplicating a write).
         connection_limit: size of the connection pool the client creates.
+        deadline: the longest one call may take, retries, backoff and the token fetch
+            included (default 60 s; ``None``: no limit beyond ``timeout`` per attempt).
+        max_response_bytes: the largest response body read, counted after decompression
+            (default 64 MiB); a larger one raises
+            :class:`~flinkey_async.errors.ResponseTooLargeError`.
+        trust_env: read the proxy for ``base_url`` from ``HTTPS_PROXY``/``HTTP_PROXY``/
+            ``NO_PROXY`` (and its credentials from ``.netrc``) once, when the connection pool
+            is made. Off by default: aiohttp's own ``trust_env`` costs two thread-pool round
+            trips per request. Through a proxy, an ``http://`` base URL sends the API key
+            and the token to the proxy in clear text; use ``https://``.
+        proxy: a proxy URL for every request (instead of ``trust_env``).
         tracker: an :class:`~flinkey_async.webhooks.OperationTracker` fed by a webhook
             receiver; writes are then confirmed by flinkey's webhooks. Without one,
             ``PendingOperation.wait()`` polls the read endpoints. Also settable later as
@@ -48,36 +61,48 @@ class FlinkeyClient:
 
     def __init__(
         self,
-        api_key: str,
+        api_key: str | Secret,
         customer_id: int,
         *,
-        token: str | None = None,
+        token: str | Secret | None = None,
         username: str | None = None,
-        password: str | None = None,
+        password: str | Secret | None = None,
         base_url: str | URL = DEFAULT_BASE_URL,
         session: aiohttp.ClientSession | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
         tracker: OperationWatcher | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        trust_env: bool = False,
+        proxy: str | URL | None = None,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key:
-            raise TypeError("api_key must be a non-empty string")
+        # Credentials are wrapped first, so that no frame of ours holds them as plain strings
+        # (a traceback printed with its locals, an error tracker capturing frames).
+        key = as_secret(api_key, "api_key")
+        token_secret = as_secret(token, "token")
+        password_secret = as_secret(password, "password")
+        del api_key, token, password
+        if not key or not is_header_safe(key.reveal()):
+            raise ValidationError("api_key", "must be a non-empty string of printable ASCII "
+                                  "characters without spaces (as sent in a header)")
         check_id(customer_id, "customer_id")
-        if token is not None and (username is not None or password is not None):
+        if token_secret is not None and (username is not None or password_secret is not None):
             raise TypeError("give either token= or username= and password=, not both")
-        if token is None and (not username or not password):
+        if token_secret is None and (not username or not password_secret):
             raise TypeError("credentials missing: give token= or both username= and password=")
-        self._session = SessionLayer(
-            api_key=api_key, customer_id=customer_id, base_url=base_url, session=session,
-            timeout=timeout, retry=retry, connection_limit=connection_limit,
+        layer = SessionLayer(
+            api_key=key, customer_id=customer_id, base_url=base_url, session=session,
+            timeout=timeout, retry=retry, connection_limit=connection_limit, deadline=deadline,
+            max_response_bytes=max_response_bytes, trust_env=trust_env, proxy=proxy,
         )
-        if token is not None:
-            self._session.token_provider = StaticToken(token)
+        if token_secret is not None:
+            layer.token_provider = StaticToken(token_secret)
         else:
-            assert username is not None and password is not None
-            self._session.token_provider = PasswordGrant(username, password,
-                                                         self._session.fetch_token)
+            assert username is not None and password_secret is not None
+            layer.token_provider = PasswordGrant(username, password_secret, layer.fetch_token)
+        self._session = layer
         #: The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
         #: webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
         #: writes sent afterwards.
@@ -93,9 +118,11 @@ class FlinkeyClient:
     def base_url(self) -> URL:
         return self._session.base_url
 
-    async def aclose(self) -> None:
-        """Close the connection pool (a caller-supplied session is left open)."""
-        await self._session.aclose()
+    async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Close the client: new calls raise :class:`~flinkey_async.errors.ClientClosedError`,
+        calls in flight get up to ``timeout`` seconds to finish, then the connection pool is
+        closed (a caller-supplied session is left open)."""
+        await self._session.aclose(timeout)
 
     async def __aenter__(self) -> FlinkeyClient:
         return self
@@ -109,4 +136,11 @@ class FlinkeyClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"FlinkeyClient(base_url={str(self.base_url)!r}, customer_id={self.customer_id})"
+        layer = getattr(self, "_session", None)
+        if layer is None:  # a constructor that raised: repr must still work
+            return "FlinkeyClient(<not set up>)"
+        return f"FlinkeyClient(base_url={str(layer.base_url)!r}, customer_id={layer.customer_id})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a FlinkeyClient cannot be pickled: it holds credentials and a "
+                        "connection pool; make one per process")

@@ -10,9 +10,14 @@ Everything the SDK raises derives from :class:`FlinkeyError`:
     and ``InvalidTokenError``), ``PermissionDeniedError`` (403), ``NotFoundError`` (404),
     ``ConflictError`` (409), ``UnsupportedMediaTypeError`` (415), ``RateLimitError`` (429, with
     ``retry_after``), ``ServerError`` (5xx).
-    ``DecodeError``: a 2xx body did not have the documented shape.
+    ``UnexpectedRedirectError`` (a ``FlinkeyApiError``): the API answered with a 3xx; the SDK
+    never follows redirects (flinkey documents none, and credentials never leave its origin).
+    ``DecodeError``: a 2xx body did not have the documented shape (``ResponseTooLargeError``:
+    it was larger than the client's limit).
     ``TransportError``: the request did not complete (connection refused or reset, ...);
-    ``RequestTimeoutError`` when it timed out.
+    ``RequestTimeoutError`` when it timed out; ``OutcomeUnknownError`` when a write may have
+    reached the server before the connection broke or the time ran out (it is never sent
+    again: check its outcome); ``ClientClosedError`` when the client was closed.
     ``OperationError``: an asynchronous write was not confirmed as applied
     (``OperationFailedError`` with the server's ``errorMessage``, ``OperationTimeoutError``).
     ``WebhookError``: an incoming webhook was rejected (``WebhookAuthenticationError``,
@@ -25,16 +30,18 @@ request headers, so credentials cannot leak through them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
     "DecodeError",
     "FlinkeyApiError",
@@ -45,11 +52,14 @@ __all__ = [
     "OperationError",
     "OperationFailedError",
     "OperationTimeoutError",
+    "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "ServerError",
     "TransportError",
+    "UnexpectedRedirectError",
     "UnsupportedMediaTypeError",
     "ValidationError",
     "WebhookAuthenticationError",
@@ -65,7 +75,22 @@ EXCERPT_CHARS = 200
 
 
 class FlinkeyError(Exception):
-    """Base class of every exception raised by flinkey_async."""
+    """Base class of every exception raised by flinkey_async.
+
+    Every subclass pickles and unpickles with its attributes (for task queues and process
+    pools), whatever its constructor's signature.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[FlinkeyError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> FlinkeyError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ValidationError(FlinkeyError, ValueError):
@@ -159,6 +184,26 @@ class ServerError(FlinkeyApiError):
     """5xx: the server failed."""
 
 
+class UnexpectedRedirectError(FlinkeyApiError):
+    """3xx: the API answered with a redirect, which the SDK never follows.
+
+    flinkey documents no redirects; following one would send the API key, the token (and, for
+    the token request, the password) to wherever the ``Location`` points. ``location_origin`` is
+    the origin the redirect pointed at (scheme, host and port only), or ``None`` without a
+    ``Location`` header. Check ``base_url``: it may name an old or a wrong host.
+    """
+
+    def __init__(self, status: int, location_origin: str | None, *,
+                 method: str | None = None, path: str | None = None) -> None:
+        self.location_origin = location_origin
+        target = f"a redirect to {location_origin}" if location_origin else "a redirect"
+        super().__init__(
+            status,
+            f"the API answered with {target}, which is not followed (flinkey documents no "
+            "redirects, and credentials are only sent to the API's own origin); check base_url",
+            method=method, path=path)
+
+
 class DecodeError(FlinkeyError):
     """A response body (or webhook body) did not have the documented shape.
 
@@ -171,12 +216,39 @@ class DecodeError(FlinkeyError):
         super().__init__(text)
 
 
+class ResponseTooLargeError(DecodeError):
+    """A response body was larger than the client's ``max_response_bytes`` (counted after
+    decompression, while reading: the rest is never read into memory)."""
+
+
 class TransportError(FlinkeyError):
     """The request could not be completed (DNS, connection refused or reset, ...)."""
 
 
 class RequestTimeoutError(TransportError):
     """The request timed out."""
+
+
+class OutcomeUnknownError(TransportError):
+    """A write (``PUT``, ``PATCH``, ``DELETE``) may have reached the server, but no answer
+    arrived: the connection broke after the request was sent, or the time ran out.
+
+    The SDK never sends such a write again (flinkey's create is not idempotent: a second
+    ``PUT`` would be a second assignment). flinkey may have applied it: confirm its outcome
+    (a webhook may still arrive) before deciding to send it again. ``timed_out`` tells the
+    two cases apart; ``operation`` is the pending write when the SDK can still confirm it.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False,
+                 operation: Any = None) -> None:
+        self.timed_out = timed_out
+        self.operation = operation
+        super().__init__(message)
+
+
+class ClientClosedError(FlinkeyError, RuntimeError):
+    """The client was used after :meth:`~flinkey_async.FlinkeyClient.aclose`, or closed while
+    the request was in flight."""
 
 
 class OperationError(FlinkeyError):
@@ -274,8 +346,10 @@ def _parse_body(body: bytes) -> tuple[str, str | None]:
     if not text:
         return "", None
     try:
-        data = json.loads(text)
-    except ValueError:
+        # orjson refuses nesting deeper than 1024 levels with a ValueError (json.loads would
+        # raise RecursionError) and parses a hostile body in linear time.
+        data = orjson.loads(text)
+    except (ValueError, RecursionError):
         return excerpt(text, 1000), None
     if isinstance(data, str):
         return data, None

@@ -36,7 +36,7 @@ import attrs
 from ._converter import format_datetime, to_camel, wire_datetime
 from ._validate import check_aware, check_id, check_lifetimes, check_window
 from .errors import ValidationError
-from .models import MAX_LIFETIME
+from .models import DEFAULT_LIFETIME, MAX_LIFETIME
 from .odata import Field
 
 __all__ = [
@@ -153,6 +153,8 @@ def _check_lifetime(value: Any, argument: str) -> int:
 def _assignment_rules(values: Mapping[str, Any], removed: frozenset[str]) -> None:
     """Rules between the paths of an assignment patch (see :data:`ASSIGNMENT_PATCH`)."""
     lifetime = values.get("/lifetime")
+    if "/lifetime" in removed or ("/lifetime" in values and lifetime is None):
+        lifetime = DEFAULT_LIFETIME  # removing (or nulling) it resets it to the default
     renewable_after = values.get("/renewableAfter")
     if renewable_after is not None:
         if lifetime is not None:
@@ -184,12 +186,12 @@ def _assignment_rules(values: Mapping[str, Any], removed: frozenset[str]) -> Non
 #:   ``/renewableAfter`` (seconds) may be replaced, set to ``null`` or removed.
 #:
 #: Checks: ids > 0; datetimes aware; ``604800 <= lifetime <= 2419200``; ``renewableAfter > 0``
-#: and below ``lifetime`` when both are in the patch. A ``renewableAfter`` without a
+#: and below ``lifetime`` when both are in the patch (a ``lifetime`` removed or set to ``null``
+#: in the same patch resets it to the documented default, 604800). A ``renewableAfter`` without a
 #: ``lifetime`` in the same patch is compared with the *stored* lifetime, which only the server
-#: knows, so the SDK then only rejects values no valid lifetime allows (``>= 2419200``); likewise
-#: it does not guess what ``remove("/lifetime")`` resets the lifetime to. When both ``/start`` and
-#: ``/end`` are replaced, ``end`` must be after ``start``. The server has the final word; its
-#: verdict arrives by webhook.
+#: knows, so the SDK then only rejects values no valid lifetime allows (``>= 2419200``). When
+#: both ``/start`` and ``/end`` are replaced, ``end`` must be after ``start``. The server has
+#: the final word; its verdict arrives by webhook.
 ASSIGNMENT_PATCH = PatchSchema(
     resource="assignment",
     fields=(

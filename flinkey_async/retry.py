@@ -13,7 +13,13 @@ create two assignments), so the policy never risks a duplicate write:
 
 The wait is the server's ``Retry-After`` (header, else "Try again in N seconds") when it gave
 one, capped by ``max_retry_after`` (a longer wait raises :class:`RateLimitError` at once), else
-exponential backoff with jitter.
+exponential backoff with jitter; never less than ``min_delay``, so a ``Retry-After`` of 0, a
+negative one or a date in the past cannot make the client retry back to back. The client also
+bounds the whole call, retries included, by its ``deadline``.
+
+aiohttp itself re-sends a request on a new connection when a kept-alive one breaks (for every
+method it deems idempotent, ``PUT`` and ``DELETE`` included); the session layer switches that
+off, so these decisions are the only ones that ever repeat a request.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class RetryPolicy:
         max_retry_after: the longest ``Retry-After`` the client will wait; a longer one is
             raised as :class:`~flinkey_async.errors.RateLimitError` for the caller to schedule.
         jitter: fraction of the backoff that is randomised (0 to 1).
+        min_delay: the shortest wait before any retry, in seconds (also when the server asks
+            for less).
     """
 
     max_retries: int = attrs.field(default=3, validator=attrs.validators.ge(0))
@@ -52,6 +60,7 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     jitter: float = attrs.field(default=0.25, validator=[attrs.validators.ge(0),
                                                          attrs.validators.le(1)])
+    min_delay: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
@@ -81,7 +90,9 @@ class RetryPolicy:
         if attempt > self.max_retries or not self.is_retryable(method, failure):
             return None
         if retry_after is not None:
-            return retry_after if retry_after <= self.max_retry_after else None
+            if not retry_after <= self.max_retry_after:  # also NaN
+                return None
+            return max(retry_after, self.min_delay)
         backoff = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         spread: float = (rng or random).random() * self.jitter
-        return backoff * (1 - spread)
+        return max(backoff * (1 - spread), self.min_delay)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -28,7 +29,7 @@ class Recorded:
         return json.loads(self.body)
 
 
-Handler = Callable[[web.Request, Recorded], web.StreamResponse]
+Handler = Callable[[web.Request, Recorded], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -73,12 +74,11 @@ class RecordingServer:
         self.requests.append(rec)
         key = (request.method, request.path.removeprefix("/v3"))
         queued = self.queued.get(key)
-        if queued:
-            return queued.pop(0)(request, rec)
-        handler = self.routes.get(key)
+        handler = queued.pop(0) if queued else self.routes.get(key)
         if handler is None:
             return web.Response(status=599, text=f"no route for {key}")
-        return handler(request, rec)
+        result = handler(request, rec)
+        return await result if inspect.isawaitable(result) else result
 
     async def start(self) -> None:
         app = web.Application()

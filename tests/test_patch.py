@@ -248,9 +248,12 @@ def test_renewable_after_alone_is_checked_only_against_what_no_lifetime_allows()
         with pytest.raises(ValidationError) as info:
             JsonPatch().replace("/renewableAfter", bad)
         assert info.value.argument == "/renewableAfter"
-    # Removing the lifetime does not let the SDK guess the new one either.
-    assert JsonPatch().remove("/lifetime").replace("/renewableAfter", 700000)
-    assert JsonPatch().replace("/lifetime", None).replace("/renewableAfter", 700000)
+    # Removing (or nulling) the lifetime resets it to the documented default, 604800: the
+    # renewableAfter of the same patch must be below that.
+    for reset in (JsonPatch().remove("/lifetime"), JsonPatch().replace("/lifetime", None)):
+        with pytest.raises(ValidationError, match="604800"):
+            reset.replace("/renewableAfter", 700000)
+        assert reset.replace("/renewableAfter", 604799)
 
 
 def test_lifetime_and_renewable_after_together_in_either_order() -> None:

@@ -138,7 +138,7 @@ async def test_invalid_api_key_on_token_request(server: RecordingServer) -> None
     [
         ({"expires_in": "3600"}, "no access_token"),
         ({"access_token": "s3cr3t-token", "expires_in": "soon"}, "invalid expires_in"),
-        ({"access_token": "s3cr3t-token", "expires_in": "-5"}, "non-positive"),
+        ({"access_token": "s3cr3t-token", "expires_in": "-5"}, "between 0 and"),
         ([1], "not a JSON object"),
     ],
 )
