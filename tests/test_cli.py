@@ -29,7 +29,7 @@ def sandbox_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.communicate(timeout=10)  # reaps the process and closes both pipes
 
 
 async def test_sandbox_command_serves_a_second_process_and_stops_on_ctrl_c(

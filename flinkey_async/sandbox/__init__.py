@@ -23,12 +23,13 @@ Public API:
 
 * :class:`Sandbox` -- the running emulator: ``start(host, port) -> url``, ``stop()``,
   ``async with``, ``app``, ``store``, ``issue_token()``, ``expire_tokens()``,
-  ``auth_headers()``, ``drain()``, ``outcomes``, ``deliveries`` (:class:`Delivery`),
+  ``auth_headers()``, ``drain()``, ``outcomes``, ``deliveries`` (:class:`Delivery`; both
+  bounded :class:`RecordLog` s), ``request_counts`` (requests received per route),
   ``webhook_url`` / ``webhook_secret``, ``faults`` and ``rate_limit`` (settable at run time).
 * :class:`SandboxConfig` -- ``api_key``, ``username``, ``password``, ``token_lifetime``,
   ``customer_ids``, ``write_delay``, ``webhook_url``, ``webhook_secret``, ``webhook_timeout``,
   ``rate_limit`` (:class:`RateLimit`), ``max_body_bytes``, ``faults``, ``seed``, ``fixture``,
-  ``base_path``.
+  ``base_path``, ``max_tokens``, ``max_records``.
 * :class:`SandboxStore` -- the data; ``add_customer``, ``add_car``, ``add_user``,
   ``add_assignment``, ``get_*``, ``assignments_for_car``, ``assignments_for_user``,
   ``remove_car_assignments`` (an uninstall: deletes and unsolicited delete webhooks),
@@ -42,7 +43,7 @@ Public API:
 from __future__ import annotations
 
 from . import messages
-from .app import SANDBOX_KEY, Delivery, Sandbox, make_app, sandbox_of, serve
+from .app import SANDBOX_KEY, Delivery, RecordLog, Sandbox, make_app, sandbox_of, serve
 from .config import DEFAULT_FIXTURE, RateLimit, SandboxConfig
 from .faults import FaultConfig, RouteFaults, WebhookFaults
 from .messages import *  # noqa: F403 - every text, as listed in messages.__all__
@@ -59,6 +60,7 @@ __all__ = [
     "FaultConfig",
     "ODataError",
     "RateLimit",
+    "RecordLog",
     "RouteFaults",
     "Sandbox",
     "SandboxConfig",

@@ -37,7 +37,13 @@ Writes are queued in arrival order and applied one after the other ``write_delay
 arrival (:mod:`~flinkey_async.sandbox.writes`); each outcome is appended to
 :attr:`Sandbox.outcomes` and, when a webhook URL is set, POSTed there with
 ``Content-Type: application/json`` and the ``Secret`` header. Every delivery attempt is recorded
-in :attr:`Sandbox.deliveries`.
+in :attr:`Sandbox.deliveries`. The sender never follows redirects: a 3xx answer is recorded as
+the delivery's status, like any other non-2xx one, and the body and its ``Secret`` go nowhere
+else. It ignores proxy settings from the environment (``trust_env=False``).
+
+Memory stays bounded: at most ``config.max_tokens`` live access tokens (the oldest is forgotten
+first, expired ones as they expire) and at most ``config.max_records`` entries in each of
+:attr:`Sandbox.outcomes` and :attr:`Sandbox.deliveries` (:class:`RecordLog`).
 """
 
 from __future__ import annotations
@@ -50,16 +56,18 @@ import math
 import random
 import secrets
 import time
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
+from heapq import heapify, heappop, heappush
 from types import TracebackType
-from typing import Any
+from typing import Any, SupportsIndex, TypeVar, overload
 
 import aiohttp
 import attrs
 from aiohttp import web
 
 from .config import RateLimit, RateLimiter, SandboxConfig
-from .faults import FaultConfig, FaultInjector, WebhookFault
+from .faults import FaultConfig, FaultInjector, RequestFault, WebhookFault
 from .messages import (
     ASSIGNMENT_NOT_FOUND,
     CAR_NOT_FOUND,
@@ -99,7 +107,7 @@ from .writes import (
     parse_patch,
 )
 
-__all__ = ["SANDBOX_KEY", "Delivery", "Sandbox", "make_app", "sandbox_of", "serve"]
+__all__ = ["SANDBOX_KEY", "Delivery", "RecordLog", "Sandbox", "make_app", "sandbox_of", "serve"]
 
 log = logging.getLogger("flinkey_async.sandbox")
 
@@ -177,6 +185,49 @@ class Delivery:
     at: float = attrs.field(factory=time.time)
 
 
+_T = TypeVar("_T")
+
+
+class RecordLog(deque[_T]):
+    """A ``collections.deque`` with a ``maxlen`` that reads like a list.
+
+    Appending to a full log drops its oldest entry. Indexing, ``len``, iteration and ``in``
+    work as on a deque; a slice gives a list (``log[2:]``), and a log equals a list (or
+    deque) with the same items (``sandbox.outcomes == []``).
+    """
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[_T]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> _T | list[_T]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return super().__getitem__(index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, list | deque):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __repr__(self) -> str:
+        return f"RecordLog({list(self)!r}, maxlen={self.maxlen})"
+
+
+def _close_connection(request: web.Request) -> None:
+    """Close the connection without an answer; a response returned afterwards is never
+    written (aiohttp notices the closed transport and drops it silently)."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
 Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
 
 
@@ -195,8 +246,14 @@ class Sandbox:
         url: the base URL once started (``http://127.0.0.1:PORT/v3``), else None.
         webhook_url, webhook_secret: where outcome webhooks go (initially from the config;
             may be changed at any time).
-        outcomes: every webhook payload produced (also without a webhook URL), in order.
-        deliveries: every delivery attempt (:class:`Delivery`), in order.
+        outcomes: every webhook payload produced (also without a webhook URL), in order; a
+            :class:`RecordLog` keeping the last ``config.max_records``.
+        deliveries: every delivery attempt (:class:`Delivery`), in order; a
+            :class:`RecordLog` keeping the last ``config.max_records``.
+        request_counts: how many requests reached each route, keyed like fault routes
+            (``"PUT /assignments"``, ``"GET /cars/{carId}"``; no base path), faulted and
+            refused ones included; requests to unknown routes or with a wrong method (404,
+            405) are not counted. A ``collections.Counter``: a route never called counts 0.
     """
 
     def __init__(self, config: SandboxConfig | None = None, *,
@@ -209,10 +266,14 @@ class Sandbox:
         self.store = store
         self.webhook_url: str | None = config.webhook_url
         self.webhook_secret: str | None = config.webhook_secret
-        self.outcomes: list[dict[str, Any]] = []
-        self.deliveries: list[Delivery] = []
+        self.outcomes: RecordLog[dict[str, Any]] = RecordLog(maxlen=config.max_records)
+        self.deliveries: RecordLog[Delivery] = RecordLog(maxlen=config.max_records)
+        self.request_counts: Counter[str] = Counter()
         self.url: str | None = None
-        self._tokens: dict[str, float] = {}
+        # live tokens ("Bearer ..." -> monotonic expiry), oldest first, and a heap of
+        # (expiry, key) to forget them as they expire (entries of forgotten tokens are skipped)
+        self._tokens: OrderedDict[str, float] = OrderedDict()
+        self._token_expiries: list[tuple[float, str]] = []
         self._injector = FaultInjector(config.faults, config.seed)
         self._limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         self._trace_random = random.Random(config.seed)
@@ -233,18 +294,33 @@ class Sandbox:
 
     def issue_token(self, lifetime: float | None = None) -> str:
         """A valid access token without a round-trip (``lifetime`` seconds, default the
-        config's ``token_lifetime``)."""
+        config's ``token_lifetime``).
+
+        At most ``config.max_tokens`` tokens are kept: expired ones are forgotten, and when
+        that is not enough the oldest live one is."""
         token = secrets.token_urlsafe(32)
         lifetime = self.config.token_lifetime if lifetime is None else lifetime
-        if len(self._tokens) > 10_000:
-            now = time.monotonic()
-            self._tokens = {k: v for k, v in self._tokens.items() if v > now}
-        self._tokens["Bearer " + token] = time.monotonic() + lifetime
+        now = time.monotonic()
+        tokens, expiries = self._tokens, self._token_expiries
+        while expiries and expiries[0][0] <= now:
+            expiry, key = heappop(expiries)
+            if tokens.get(key) == expiry:
+                del tokens[key]
+        limit = self.config.max_tokens
+        while len(tokens) >= limit:
+            tokens.popitem(last=False)
+        key = "Bearer " + token
+        tokens[key] = expiry = now + lifetime
+        heappush(expiries, (expiry, key))
+        if len(expiries) > 2 * limit + 16:  # mostly entries of forgotten tokens: rebuild
+            self._token_expiries = [(e, k) for k, e in tokens.items()]
+            heapify(self._token_expiries)
         return token
 
     def expire_tokens(self) -> None:
         """Invalidate every access token issued so far."""
         self._tokens.clear()
+        self._token_expiries.clear()
 
     def auth_headers(self, customer_id: int | None = None,
                      token: str | None = None) -> dict[str, str]:
@@ -328,7 +404,7 @@ class Sandbox:
 
     async def _on_startup(self, _app: web.Application) -> None:
         self._client = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout))
+            timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout), trust_env=False)
         self._workers = [asyncio.create_task(self._write_worker()),
                          asyncio.create_task(self._delivery_worker())]
 
@@ -370,15 +446,13 @@ class Sandbox:
 
     def _endpoint(self, method: str, template: str, handler: Handler, needs_token: bool,
                   needs_customer: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """Wrap a route handler with faults, API key, rate limit, token and customer checks."""
+        """Wrap a route handler with the request count, faults, API key, rate limit, token and
+        customer checks."""
         api_key = self.config.api_key
+        route_key = f"{method} {template}"
 
-        async def endpoint(request: web.Request) -> web.StreamResponse:
+        async def answer(request: web.Request) -> web.StreamResponse:
             try:
-                if self._injector.active:
-                    injected = await self._inject(request, method, template)
-                    if injected is not None:
-                        return injected
                 headers = request.headers
                 if headers.get("flinkey-API-Key") != api_key:
                     return _json_response(_INVALID_API_KEY_BODY, 401)
@@ -404,22 +478,33 @@ class Sandbox:
                 log.exception("sandbox: unexpected error on %s %s", method, template)
                 return _text_response(INTERNAL_SERVER_ERROR, 500)
 
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            self.request_counts[route_key] += 1
+            injector = self._injector
+            if injector.active:
+                fault = injector.decide(method, template)
+                if fault is not None:
+                    injected = await self._inject(request, fault)
+                    if injected is not None:
+                        return injected
+                    if fault.action == "reset_after":
+                        try:
+                            return await answer(request)
+                        finally:
+                            _close_connection(request)
+            return await answer(request)
+
         endpoint.__name__ = handler.__name__
         return endpoint
 
-    async def _inject(self, request: web.Request, method: str,
-                      template: str) -> web.StreamResponse | None:
-        fault = self._injector.decide(method, template)
-        if fault is None:
-            return None
+    async def _inject(self, request: web.Request,
+                      fault: RequestFault) -> web.StreamResponse | None:
+        """Apply the latency and a fault answering in place of the route (None otherwise;
+        ``reset_after`` is the caller's, once the route has answered)."""
         if fault.latency > 0:
             await asyncio.sleep(fault.latency)
         if fault.action == "reset":
-            # Close the connection without an answer; the response returned here is never
-            # written (aiohttp notices the closed transport and drops it silently).
-            transport = request.transport
-            if transport is not None:
-                transport.close()
+            _close_connection(request)
             return web.Response(status=500)
         if fault.action == "rate_limit":
             return self._rate_limited(fault.retry_after)
@@ -562,7 +647,7 @@ class Sandbox:
             return self._unsupported_media_type()
         try:
             form = await request.post()
-        except ValueError:
+        except (ValueError, LookupError):  # LookupError: an unknown charset
             return self._oauth_error("invalid_request", "The request body could not be read.")
         username, password = form.get("username"), form.get("password")
         grant_type = form.get("grant_type")
@@ -691,7 +776,9 @@ class Sandbox:
         try:
             if client is None:
                 raise RuntimeError("the sandbox is not running")
-            async with client.post(url, data=body, headers=headers) as response:
+            # never follow a redirect: it would re-POST the body and its Secret elsewhere
+            async with client.post(url, data=body, headers=headers,
+                                   allow_redirects=False) as response:
                 await response.read()
                 delivery.status = response.status
             if delivery.status >= 300:

@@ -100,6 +100,10 @@ class SandboxConfig:
         fixture: JSON fixture loaded at start (the bundled one by default); None means an
             empty store.
         base_path: path prefix of every route (``/v3``, as in the production base URL).
+        max_tokens: at most this many live access tokens are kept; issuing one more forgets
+            the oldest (expired tokens are forgotten as they expire).
+        max_records: at most this many entries are kept in ``Sandbox.outcomes`` and in
+            ``Sandbox.deliveries`` each; the oldest are dropped first.
     """
 
     api_key: str = attrs.field(default="sandbox-api-key", repr=False)
@@ -117,3 +121,5 @@ class SandboxConfig:
     seed: int | None = None
     fixture: str | os.PathLike[str] | None = DEFAULT_FIXTURE
     base_path: str = attrs.field(default="/v3", validator=_base_path)
+    max_tokens: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    max_records: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))

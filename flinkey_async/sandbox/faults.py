@@ -6,7 +6,7 @@ A :class:`FaultConfig` maps route keys to :class:`RouteFaults` and holds the
     FaultConfig(
         routes={
             "GET /cars/{carId}/assignments": RouteFaults(rate_limit=0.2, latency=(0.01, 0.05)),
-            "PUT /assignments": RouteFaults(server_error=0.1),
+            "PUT /assignments": RouteFaults(server_error=0.1, reset_after=0.05),
             "*": RouteFaults(reset=0.01),
         },
         webhooks=WebhookFaults(duplicate=0.1, drop=0.05),
@@ -21,7 +21,13 @@ deliveries) made one after the other sees the same faults in every run with the 
 
 Request faults are applied before any other check (like a failing gateway): first the added
 latency, then a connection reset (the connection is closed without an answer), an injected
-429 (``Retry-After: retry_after``) or an injected 500 (``Internal server error.``).
+429 (``Retry-After: retry_after``) or an injected 500 (``Internal server error.``), tried in
+that order. The last kind, ``reset_after``, lets the request through instead and closes the
+connection *after* the sandbox has handled it, without sending the answer: a write
+(``PUT``/``PATCH``/``DELETE``) is accepted and queued exactly as if it had succeeded (it is
+applied and reported by webhook), a ``GET`` has its answer computed, and the client sees a
+broken connection all the same -- the case of a lost response to a request the server did
+carry out. Each request draws six random values, whatever the outcome.
 Webhook faults: ``delay`` (the delivery is sent ``delay_seconds`` later, so it can overtake or
 be overtaken by others), ``duplicate`` (delivered twice) and ``drop`` (never delivered, recorded
 as dropped).
@@ -36,6 +42,7 @@ from typing import Any, Literal
 import attrs
 
 __all__ = [
+    "FaultAction",
     "FaultConfig",
     "FaultInjector",
     "RequestFault",
@@ -71,7 +78,11 @@ class RouteFaults:
     Attributes:
         rate_limit: probability of an injected 429.
         server_error: probability of an injected 500.
-        reset: probability of closing the connection without an answer.
+        reset: probability of closing the connection without an answer, before the request
+            is handled (a write is not applied).
+        reset_after: probability of handling the request and then closing the connection
+            without sending the answer: a write is queued as if it had succeeded (it is applied
+            and reported by webhook), but the client gets no answer.
         latency: ``(low, high)`` seconds added before answering (uniformly drawn).
         latency_probability: probability that ``latency`` applies to a request.
         retry_after: the ``Retry-After`` (seconds, >= 1) of injected 429 answers.
@@ -80,6 +91,7 @@ class RouteFaults:
     rate_limit: float = attrs.field(default=0.0, validator=_probability)
     server_error: float = attrs.field(default=0.0, validator=_probability)
     reset: float = attrs.field(default=0.0, validator=_probability)
+    reset_after: float = attrs.field(default=0.0, validator=_probability)
     latency: tuple[float, float] = attrs.field(default=(0.0, 0.0), converter=_pair,
                                                validator=_seconds_range)
     latency_probability: float = attrs.field(default=1.0, validator=_probability)
@@ -131,12 +143,19 @@ class FaultConfig:
         return None
 
 
+#: What an injected request fault does (see :class:`RequestFault`).
+FaultAction = Literal["reset", "rate_limit", "server_error", "reset_after"]
+
+
 @attrs.frozen
 class RequestFault:
-    """What to do to one request: sleep ``latency`` seconds, then ``action`` (if any)."""
+    """What to do to one request: sleep ``latency`` seconds, then ``action`` (if any).
+
+    ``"reset_after"`` means: handle the request, then close the connection without the answer.
+    """
 
     latency: float
-    action: Literal["reset", "rate_limit", "server_error"] | None
+    action: FaultAction | None
     retry_after: int = 1
 
 
@@ -176,16 +195,19 @@ class FaultInjector:
             return None
         rnd = self.random.random
         latency_hit, latency_value, reset, limited, failed = rnd(), rnd(), rnd(), rnd(), rnd()
+        reset_after = rnd()
         low, high = faults.latency
         latency = low + (high - low) * latency_value if latency_hit < faults.latency_probability \
             else 0.0
-        action: Literal["reset", "rate_limit", "server_error"] | None = None
+        action: FaultAction | None = None
         if reset < faults.reset:
             action = "reset"
         elif limited < faults.rate_limit:
             action = "rate_limit"
         elif failed < faults.server_error:
             action = "server_error"
+        elif reset_after < faults.reset_after:
+            action = "reset_after"
         return RequestFault(latency, action, faults.retry_after)
 
     def decide_webhook(self) -> WebhookFault:

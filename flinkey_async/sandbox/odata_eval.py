@@ -17,7 +17,8 @@ suggest):
     ``null`` sorts **first** in ascending order and last in descending order, as SQL Server (and
     so Entity Framework over it) does. Without ``$orderby`` records keep their id order.
 ``$skip``, ``$top``
-    Non-negative integers, applied after filtering and ordering.
+    Integers in ``0..2147483647`` (``Edm.Int32``, as ASP.NET Core OData takes them), applied
+    after filtering and ordering.
 ``$select``
     Comma-separated top-level property names; the answer holds partial objects with only those
     keys.
@@ -51,7 +52,7 @@ from odata_query import ast
 from odata_query.exceptions import ODataException, ParsingException, TokenizingException
 from odata_query.grammar import ODataLexer, ODataParser
 
-from .._converter import parse_datetime
+from ._timestamps import TimestampOutOfRange, parse_timestamp
 
 __all__ = [
     "BOOL",
@@ -115,8 +116,8 @@ class EntitySchema:
 @functools.lru_cache(maxsize=8192)
 def _parse_wire_datetime(text: str) -> datetime | None:
     try:
-        return parse_datetime(text)
-    except (TypeError, ValueError):
+        return parse_timestamp(text)
+    except ValueError:
         return None
 
 
@@ -155,7 +156,11 @@ def _literal(node: ast._Node) -> _Value | None:
     if isinstance(node, ast.Null):
         return _Value(_constant(None), "null", "null", const=True)
     if isinstance(node, ast.Integer):
-        value = int(node.val)
+        try:
+            value = int(node.val)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits())
+            raise ODataError(f"integer literal of {len(node.val)} characters is out of range") \
+                from None
         kind = INT
     elif isinstance(node, ast.Float):
         value = float(node.val)
@@ -168,7 +173,9 @@ def _literal(node: ast._Node) -> _Value | None:
         kind = STR
     elif isinstance(node, ast.DateTime):
         try:
-            value = parse_datetime(node.val)
+            value = parse_timestamp(node.val)
+        except TimestampOutOfRange:  # e.g. 9999-12-31T23:59:59-05:00, after year 9999 in UTC
+            raise ODataError(f"date-time literal {node.val!r} is out of range in UTC") from None
         except ValueError:
             raise ODataError(f"invalid date-time literal {node.val!r}") from None
         kind = DATETIME
@@ -440,11 +447,19 @@ def compile_filter(text: str, schema: EntitySchema) -> Predicate:
 # The other options
 
 
+#: Largest ``$top`` / ``$skip`` (``Edm.Int32``).
+MAX_TOP_SKIP = 2**31 - 1
+
+
 def _non_negative(option: str, text: str) -> int:
     stripped = text.strip()
     if not (stripped.isascii() and stripped.isdigit()):
         raise ODataError(f"{option} must be a non-negative integer, got {text!r}")
-    return int(stripped)
+    digits = stripped.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_TOP_SKIP)) or int(digits) > MAX_TOP_SKIP:
+        shown = stripped if len(stripped) <= 20 else f"{stripped[:20]}... ({len(stripped)} digits)"
+        raise ODataError(f"{option} must be at most {MAX_TOP_SKIP}, got {shown}")
+    return int(digits)
 
 
 def _sort_key(get: Getter) -> Callable[[Record], tuple[bool, Any]]:

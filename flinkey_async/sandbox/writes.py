@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 import attrs
 
-from .._converter import parse_datetime
 from ..models import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
 from ..operations import body_checksum
+from ._timestamps import TimestampOutOfRange, parse_timestamp
 from .messages import (
     ASSIGNMENT_NOT_FOUND,
     CAR_NOT_FOUND,
@@ -99,10 +99,15 @@ def _int_field(data: dict[str, Any], key: str, *, nullable: bool) -> int | None:
     return value
 
 
+_RANGE_TEXT = "out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC)"
+
+
 def _parse_timestamp(value: str) -> datetime:
-    """An ISO-8601 timestamp (``Z``/offset; none means UTC), truncated to whole seconds."""
-    parsed = parse_datetime(value)
-    return parsed.replace(microsecond=0)
+    """An ISO-8601 timestamp (``Z``/offset; none means UTC), truncated to whole seconds.
+
+    Raises ``ValueError``; ``TimestampOutOfRange`` for a timestamp out of range once
+    converted to UTC (such as ``9999-12-31T23:59:59-05:00``)."""
+    return parse_timestamp(value).replace(microsecond=0)
 
 
 def _datetime_field(data: dict[str, Any], key: str, *, nullable: bool) -> datetime | None:
@@ -114,6 +119,8 @@ def _datetime_field(data: dict[str, Any], key: str, *, nullable: bool) -> dateti
     if type(value) is str:
         try:
             return _parse_timestamp(value)
+        except TimestampOutOfRange:
+            raise BodyError(f"The field '{key}' is {_RANGE_TEXT}.") from None
         except ValueError:
             pass
     what = "a date-time string (yyyy-MM-ddTHH:mm:ssZ)" + (" or null" if nullable else "")
@@ -170,7 +177,11 @@ def _patch_value(index: int, path: str, value: Any) -> int | datetime | None:
         if type(value) is int:
             number = value
         elif type(value) is str and _INT_TEXT.fullmatch(value.strip()):
-            number = int(value.strip())
+            try:
+                number = int(value.strip())
+            except ValueError:  # more digits than int() converts: out of range anyway
+                raise BodyError(
+                    f"Patch operation {index}: the value of {path} is out of range.") from None
         else:
             raise BodyError(
                 f"Patch operation {index}: the value of {path} must be an integer "
@@ -182,6 +193,9 @@ def _patch_value(index: int, path: str, value: Any) -> int | datetime | None:
     if type(value) is str:
         try:
             return _parse_timestamp(value)
+        except TimestampOutOfRange:
+            raise BodyError(
+                f"Patch operation {index}: the value of {path} is {_RANGE_TEXT}.") from None
         except ValueError:
             pass
     raise BodyError(
