@@ -8,10 +8,11 @@ Compares, in the same run and on the same bytes:
 * pydantic v2 (``TypeAdapter(list[Model]).validate_json``).
 
 Run: ``python benchmarks/decode.py [items] [repeats]``. Prints assignments/second and ratios.
-Targets: >= 0.9 x the hand-written loop and >= 2 x pydantic v2 (called as users call it).
-The SDK pauses the cyclic garbage collector while it decodes a large body (see
-``flinkey_async._converter.decode``); for transparency pydantic is also shown with the same
-pause, which is not what pydantic does by itself.
+Targets: >= 1.1 x the hand-written loop and >= 2 x pydantic v2 (called as users call it), with
+no process-wide switch of the garbage collector: the SDK structures a list in place, so each
+parsed object is freed as its model is made and the collector is not triggered (see
+``flinkey_async._converter.decode``). pydantic is also shown with the collector paused, to show
+how much of its time the collector takes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import orjson
 import pydantic
 from pydantic.alias_generators import to_camel
 
-from flinkey_async._session import Response
+from flinkey_async._pipeline import Response
 from flinkey_async.models import Assignment
 
 
@@ -145,8 +146,8 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"{name:28} {rate:14,.0f} {ours / rate:20.2f}")
     hand, pyd = rates["hand-written orjson+attrs"], rates["pydantic v2"]
-    print(f"target >= 0.90 x hand-written: {ours / hand:.2f} "
-          f"({'met' if ours / hand >= 0.9 else 'NOT met'})")
+    print(f"target >= 1.10 x hand-written: {ours / hand:.2f} "
+          f"({'met' if ours / hand >= 1.1 else 'NOT met'})")
     print(f"target >= 2.00 x pydantic v2:  {ours / pyd:.2f} "
           f"({'met' if ours / pyd >= 2 else 'NOT met'})")
 

@@ -1,42 +1,55 @@
-"""Cost of building and encoding an OData query with flinkey_async, next to writing the same
-query string by hand.
+"""Cost of building and encoding an OData query with flinkey_async, as a fraction of the request
+it is built for.
 
-Run: ``python benchmarks/odata.py [--loops N] [--repeat R]``
+Run: ``python benchmarks/odata.py [--loops N] [--rounds R] [--requests M]``
 
-All sides produce the identical query string (checked before timing): a 10-clause ``$filter``
-mixing ``and``/``or``/``not``, strings (with a quote and an ``&``), ints, ``null``, datetimes in a
-non-UTC zone, ``startswith`` and ``in``, plus ``$orderby`` and ``$top``.
+The query is a 10-clause ``$filter`` mixing ``and``/``or``/``not``, strings (with a quote and an
+``&``), ints, ``null``, datetimes in a non-UTC zone, ``startswith`` and ``in``, plus ``$orderby``
+and ``$top``. Its build + ``str()`` is compared with one loopback GET, measured in the same run
+and process: a sandbox (``flinkey_async.sandbox``) is started, and ``GET /assignments/50001`` is
+sent to it with a plain ``aiohttp.ClientSession`` (no SDK code on that path). The target: the
+query costs under 2 % of the request.
 
-Baselines, timed in the same run:
+Also timed, as before, against the same string written by hand (all produce the identical
+string, checked before timing):
 
 * f-string: the filter written as one f-string with the quote doubling and UTC conversion it
-  needs, then percent-encoded with ``urllib.parse.quote`` (what the targets compare against);
+  needs, then percent-encoded with ``urllib.parse.quote``;
 * lean f-string: the same with the template pre-encoded by hand (``%20`` written into it) and
   ``quote`` applied to the one string literal only, the fastest correct hand-written form.
 
-Best of ``repeat`` samples of ``loops`` calls each, the functions' samples interleaved (also with
-a ``sum(range(100))`` calibration that tells how fast the machine is). Targets: under 20 us per
-build, and under 15 x the f-string.
+The measurements are interleaved in ``rounds``: each round takes one sample of ``loops`` calls of
+each builder and ``requests`` GETs, so that a slow phase of a shared machine hits all of them
+alike. Figures are medians (per-call time of the build samples, and single GETs); the best build
+sample is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import statistics
 import sys
+import time
 import timeit
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+import aiohttp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flinkey_async.odata import F, Query
+from flinkey_async.sandbox import Sandbox, SandboxConfig
 
 CET = timezone(timedelta(hours=1))
 START = datetime(2026, 3, 1, 9, 0, 0, 123456, tzinfo=CET)
 END = datetime(2026, 4, 1, 9, 0, 0, tzinfo=CET)
 NAME = "O'Brien & Co"
 SAFE = "'()*,:;$@!"
+TARGET_PERCENT = 2.0
 
 
 def build_with_sdk() -> str:
@@ -85,53 +98,87 @@ def build_by_hand_lean() -> str:
     )
 
 
-def best_us(fn: object, loops: int, repeat: int) -> float:
-    timer = timeit.Timer(fn)  # type: ignore[arg-type]
-    return min(timer.repeat(repeat=repeat, number=loops)) / loops * 1e6
+BUILDERS: dict[str, Callable[[], str]] = {
+    "sdk": build_with_sdk,
+    "manual": build_by_hand,
+    "lean": build_by_hand_lean,
+}
+
+
+def sample_us(fn: Callable[[], str], loops: int) -> float:
+    """The mean time of one call over ``loops`` calls, in microseconds."""
+    return timeit.Timer(fn).timeit(number=loops) / loops * 1e6
+
+
+async def get_us(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> float:
+    """The time of one GET, response body read, in microseconds."""
+    began = time.perf_counter()
+    async with session.get(url, headers=headers) as response:
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {url} answered {response.status}")
+    return (time.perf_counter() - began) * 1e6
+
+
+async def measure(
+    loops: int, rounds: int, requests: int
+) -> tuple[dict[str, list[float]], list[float]]:
+    """Build samples per builder and single-GET times, taken interleaved."""
+    builds: dict[str, list[float]] = {name: [] for name in BUILDERS}
+    gets: list[float] = []
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sb:
+        url = f"{sb.url}/assignments/50001"
+        headers = sb.auth_headers(customer_id=1)
+        async with aiohttp.ClientSession() as session:
+            for fn in BUILDERS.values():  # warm-up
+                sample_us(fn, loops // 5 or 1)
+            for _ in range(requests * 5):
+                await get_us(session, url, headers)
+            for _ in range(rounds):
+                for name, fn in BUILDERS.items():
+                    builds[name].append(sample_us(fn, loops))
+                for _ in range(requests):
+                    gets.append(await get_us(session, url, headers))
+    return builds, gets
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # Many short samples, interleaved: on a shared machine that is slowed down for seconds at a
-    # time, the best of them is the undisturbed cost (timeit's advice), and the f-string
-    # baselines are sampled in the same moments.
-    parser.add_argument("--loops", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--loops", type=int, default=1000, help="builds per sample")
+    parser.add_argument("--rounds", type=int, default=100, help="interleaved rounds")
+    parser.add_argument("--requests", type=int, default=20, help="GETs per round")
     args = parser.parse_args()
 
-    sdk, manual, lean = build_with_sdk(), build_by_hand(), build_by_hand_lean()
-    if not sdk == manual == lean:
-        print(f"outputs differ:\n  sdk:    {sdk}\n  manual: {manual}\n  lean:   {lean}",
-              file=sys.stderr)
+    outputs = {name: fn() for name, fn in BUILDERS.items()}
+    if len(set(outputs.values())) != 1:
+        listing = "\n".join(f"  {name}: {text}" for name, text in outputs.items())
+        print(f"outputs differ:\n{listing}", file=sys.stderr)
         return 1
-    print(f"query string ({len(sdk)} chars):\n  {sdk}")
-    def calibrate() -> int:
-        return sum(range(100))
+    sdk_text = outputs["sdk"]
+    print(f"query string ({len(sdk_text)} chars):\n  {sdk_text}")
 
-    # name -> (function, calls per sample); the machine's speed is sampled alongside.
-    functions = {
-        "sdk": (build_with_sdk, args.loops),
-        "manual": (build_by_hand, args.loops),
-        "lean": (build_by_hand_lean, args.loops),
-        "calibration": (calibrate, args.loops * 10),
-    }
-    for fn, loops in functions.values():  # warm-up
-        best_us(fn, loops // 5 or 1, 2)
-    # Interleave the measurements so that a slow phase of the machine hits all of them alike.
-    best = dict.fromkeys(functions, float("inf"))
-    for _ in range(args.repeat):
-        for name, (fn, loops) in functions.items():
-            best[name] = min(best[name], best_us(fn, loops, 1))
-    sdk_us, manual_us, lean_us = best["sdk"], best["manual"], best["lean"]
-    ratio = sdk_us / manual_us
-    print(f"Query build + str():          {sdk_us:7.2f} us per query   (target < 20 us)")
-    print(f"f-string + quote by hand:     {manual_us:7.2f} us per query")
-    print(f"lean f-string by hand:        {lean_us:7.2f} us per query")
-    print(f"ratio to the f-string:        {ratio:7.2f} x              (target < 15 x)")
-    print(f"ratio to the lean f-string:   {sdk_us / lean_us:7.2f} x")
-    print(f"machine speed: sum(range(100)) takes {best['calibration']:.2f} us "
-          f"(best of {args.repeat} samples, taken alongside)")
-    return 0 if sdk_us < 20 and ratio < 15 else 2
+    builds, gets = asyncio.run(measure(args.loops, args.rounds, args.requests))
+    median = {name: statistics.median(samples) for name, samples in builds.items()}
+    get_median = statistics.median(gets)
+    sdk_us = median["sdk"]
+    percent = sdk_us / get_median * 100
+    print(
+        f"Query build + str():          {sdk_us:7.2f} us per query "
+        f"(best sample {min(builds['sdk']):.2f} us)"
+    )
+    print(
+        f"loopback GET (sandbox):       {get_median:7.2f} us per request "
+        f"(median of {len(gets)}; fastest {min(gets):.2f} us)"
+    )
+    print(
+        f"build as a share of one GET:  {percent:7.2f} %               "
+        f"(target < {TARGET_PERCENT:g} %)"
+    )
+    print(f"f-string + quote by hand:     {median['manual']:7.2f} us per query")
+    print(f"lean f-string by hand:        {median['lean']:7.2f} us per query")
+    print(f"ratio to the f-string:        {sdk_us / median['manual']:7.2f} x")
+    print(f"ratio to the lean f-string:   {sdk_us / median['lean']:7.2f} x")
+    return 0 if percent < TARGET_PERCENT else 2
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from ._converter import format_datetime, wire_datetime
+from ._wire import MAX_ID
 from .errors import ValidationError
-from .models import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
 
-__all__ = ["MAX_ID", "check_aware", "check_id", "check_lifetimes", "check_window"]
+__all__ = ["MAX_ID", "check_aware", "check_id", "check_window"]
 
 
-#: The largest id the API carries (ids are documented as ``int32``).
-MAX_ID = 2**31 - 1
 
 
 def check_id(value: Any, argument: str) -> int:
@@ -52,34 +50,3 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
         raise ValidationError(
             "end", f"must be after start (as sent, in UTC and whole seconds: end "
                    f"{format_datetime(sent_end)} is not after start {format_datetime(sent_start)})")
-
-
-def check_lifetimes(lifetime: Any, renewable_after: Any) -> None:
-    """The lifetime rules, inclusive as decided for the SDK:
-
-    ``604800 <= lifetime <= 2419200`` (7 to 28 days, in seconds) and
-    ``0 < renewable_after < lifetime`` (the documented default lifetime, 604800, when
-    ``lifetime`` is not given). The server has the final word; its verdict arrives by webhook.
-    """
-    if lifetime is not None:
-        if type(lifetime) is not int:
-            raise ValidationError(
-                "lifetime", f"must be an int (seconds), got {type(lifetime).__name__}")
-        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
-            raise ValidationError(
-                "lifetime",
-                f"must be between {MIN_LIFETIME} (7 days) and {MAX_LIFETIME} (28 days) seconds, "
-                f"got {lifetime}",
-            )
-    if renewable_after is not None:
-        if type(renewable_after) is not int:
-            raise ValidationError(
-                "renewable_after", f"must be an int (seconds), got {type(renewable_after).__name__}"
-            )
-        limit = lifetime if lifetime is not None else DEFAULT_LIFETIME
-        if not 0 < renewable_after < limit:
-            raise ValidationError(
-                "renewable_after",
-                f"must be greater than 0 and less than the lifetime ({limit}), "
-                f"got {renewable_after}",
-            )

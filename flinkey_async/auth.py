@@ -36,7 +36,7 @@ __all__ = ["MAX_TOKEN_LIFETIME", "MIN_TOKEN_LIFETIME", "PasswordGrant", "Secret"
 class Secret:
     """A string that never shows itself: ``repr`` and ``str`` print ``'***'``.
 
-    Call :meth:`reveal` to get the value (the session layer does, to build headers). A
+    Call :meth:`reveal` to get the value (the request pipeline does, to build headers). A
     ``Secret`` is immutable, compares equal to another ``Secret`` with the same value (in
     constant time), refuses to be pickled (so a secret cannot reach a cache, a queue or a file
     by accident) and is no attrs class (``attrs.asdict`` of an object holding one shows the
@@ -174,7 +174,11 @@ def parse_token_response(data: Any) -> TokenResponse:
 
 
 class TokenProvider(Protocol):
-    """Supplies bearer tokens to the session layer."""
+    """Supplies bearer tokens to the request pipeline."""
+
+    def cached(self) -> str | None:
+        """A currently valid token if one is at hand without waiting, else ``None``."""
+        ...
 
     async def token(self) -> str:
         """A currently valid token."""
@@ -199,6 +203,9 @@ class StaticToken:
                                   "characters without spaces (as sent in a header)")
         self._token = secret
 
+    def cached(self) -> str:
+        return self._token.reveal()
+
     async def token(self) -> str:
         return self._token.reveal()
 
@@ -212,7 +219,7 @@ class StaticToken:
         raise TypeError("a StaticToken cannot be pickled: it holds a secret")
 
 
-#: Fetches a token for (username, password); provided by the session layer.
+#: Fetches a token for (username, password); provided by the request pipeline.
 TokenFetcher = Callable[[str, Secret], Awaitable[TokenResponse]]
 
 
@@ -229,7 +236,7 @@ class PasswordGrant:
     Args:
         username, password: the API manager's credentials (the password is wrapped in a
             :class:`Secret` at once).
-        fetch: the coroutine function that performs the token request (the session layer's).
+        fetch: the coroutine function that performs the token request (the pipeline's).
         refresh_margin: refresh this many seconds before expiry (at most a tenth of the token's
             lifetime, so short-lived tokens are not refreshed on every call).
         failure_backoff, max_failure_backoff: how long a failed fetch is remembered.
@@ -266,6 +273,12 @@ class PasswordGrant:
         self._failure: BaseException | None = None
         self._failed_until = 0.0
         self._failures = 0
+
+    def cached(self) -> str | None:
+        current = self._token
+        if current is not None and self._clock() < self._refresh_at:
+            return current.reveal()
+        return None
 
     async def token(self) -> str:
         current = self._token

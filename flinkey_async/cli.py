@@ -27,7 +27,7 @@ from ._converter import unstructure
 from .client import DEFAULT_BASE_URL, FlinkeyClient
 from .errors import FlinkeyError
 from .odata import Query
-from .patch import ASSIGNMENT_PATCH, JsonPatch, ValueKind, _pointer
+from .patch import ASSIGNMENT_PATCH, JsonPatch, ValueKind, pointer
 
 __all__ = ["main"]
 
@@ -240,18 +240,18 @@ def _patch(args: argparse.Namespace) -> JsonPatch:
         path, sep, raw = item.partition("=")
         if not sep:
             raise SystemExit(f"flinkey: --set takes PATH=VALUE, got {item!r}")
-        pointer = "/" + path.lstrip("/")
+        path_text = "/" + path.lstrip("/")
         value: Any
         if raw.lower() == "null":
             value = None
-        elif ASSIGNMENT_PATCH.field(_pointer(pointer), pointer).kind is ValueKind.DATETIME:
+        elif ASSIGNMENT_PATCH.field(pointer(path_text), path_text).kind is ValueKind.DATETIME:
             value = _aware_datetime(raw)
         else:
             try:
                 value = int(raw)
             except ValueError:
                 raise SystemExit(f"flinkey: {path} takes an integer, got {raw!r}") from None
-        patch = patch.replace(pointer, value)
+        patch = patch.replace(path_text, value)
     for path in args.remove:
         patch = patch.remove("/" + path.lstrip("/"))
     return patch

@@ -1,20 +1,28 @@
-"""FlinkeyClient: the entry point. Owns the session layer and exposes the resources."""
+"""FlinkeyClient: the entry point. Owns the request pipeline and exposes the resources.
+
+Resources are made on first use (``client.assignments``) and share a
+:class:`~flinkey_async.resources._base.Context` with the client: the pipeline and the tracker.
+Nothing below the client imports it or holds it."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
 
-from ._session import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, SessionLayer
+from ._pipeline import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Pipeline
 from ._validate import check_id
 from .auth import PasswordGrant, Secret, StaticToken, as_secret, is_header_safe
 from .errors import ValidationError
 from .operations import OperationWatcher
-from .resources.assignments import Assignments
+from .resources._base import Context
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .resources.assignments import Assignments
 
 __all__ = ["DEFAULT_BASE_URL", "UAT_BASE_URL", "FlinkeyClient"]
 
@@ -92,37 +100,55 @@ class FlinkeyClient:
             raise TypeError("give either token= or username= and password=, not both")
         if token_secret is None and (not username or not password_secret):
             raise TypeError("credentials missing: give token= or both username= and password=")
-        layer = SessionLayer(
+        pipeline = Pipeline(
             api_key=key, customer_id=customer_id, base_url=base_url, session=session,
             timeout=timeout, retry=retry, connection_limit=connection_limit, deadline=deadline,
             max_response_bytes=max_response_bytes, trust_env=trust_env, proxy=proxy,
         )
         if token_secret is not None:
-            layer.token_provider = StaticToken(token_secret)
+            pipeline.token_provider = StaticToken(token_secret)
         else:
             assert username is not None and password_secret is not None
-            layer.token_provider = PasswordGrant(username, password_secret, layer.fetch_token)
-        self._session = layer
-        #: The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
-        #: webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
-        #: writes sent afterwards.
-        self.tracker: OperationWatcher | None = tracker
-        #: Assignment operations.
-        self.assignments = Assignments(self)
+            pipeline.token_provider = PasswordGrant(username, password_secret,
+                                                    pipeline.fetch_token)
+        self._pipeline = pipeline
+        self._context = Context(pipeline, tracker)
+
+    @property
+    def tracker(self) -> OperationWatcher | None:
+        """The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
+        webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
+        writes sent afterwards."""
+        return self._context.tracker
+
+    @tracker.setter
+    def tracker(self, value: OperationWatcher | None) -> None:
+        self._context.tracker = value
+
+    @cached_property
+    def assignments(self) -> Assignments:
+        """Assignments: ``get``, ``list_for_car``, ``list_for_user``, ``iter_for_car``,
+        ``iter_for_user``, ``create``, ``update``, ``delete`` (see
+        :class:`~flinkey_async.resources.assignments.Assignments`)."""
+        from .resources.assignments import Assignments
+
+        return Assignments(self._context)
 
     @property
     def customer_id(self) -> int:
-        return self._session.customer_id
+        """The ``Customer-ID`` this client sends."""
+        return self._pipeline.customer_id
 
     @property
     def base_url(self) -> URL:
-        return self._session.base_url
+        """The API's base URL."""
+        return self._pipeline.base_url
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Close the client: new calls raise :class:`~flinkey_async.errors.ClientClosedError`,
         calls in flight get up to ``timeout`` seconds to finish, then the connection pool is
         closed (a caller-supplied session is left open)."""
-        await self._session.aclose(timeout)
+        await self._pipeline.aclose(timeout)
 
     async def __aenter__(self) -> FlinkeyClient:
         return self
@@ -136,10 +162,11 @@ class FlinkeyClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        layer = getattr(self, "_session", None)
-        if layer is None:  # a constructor that raised: repr must still work
+        pipeline = getattr(self, "_pipeline", None)
+        if pipeline is None:  # a constructor that raised: repr must still work
             return "FlinkeyClient(<not set up>)"
-        return f"FlinkeyClient(base_url={str(layer.base_url)!r}, customer_id={layer.customer_id})"
+        return (f"FlinkeyClient(base_url={str(pipeline.base_url)!r}, "
+                f"customer_id={pipeline.customer_id})")
 
     def __reduce__(self) -> Any:
         raise TypeError("a FlinkeyClient cannot be pickled: it holds credentials and a "

@@ -18,7 +18,7 @@ negative one or a date in the past cannot make the client retry back to back. Th
 bounds the whole call, retries included, by its ``deadline``.
 
 aiohttp itself re-sends a request on a new connection when a kept-alive one breaks (for every
-method it deems idempotent, ``PUT`` and ``DELETE`` included); the session layer switches that
+method it deems idempotent, ``PUT`` and ``DELETE`` included); the request pipeline switches that
 off, so these decisions are the only ones that ever repeat a request.
 """
 

@@ -16,7 +16,7 @@ from flinkey_async.errors import (
     NotFoundError,
     ValidationError,
 )
-from flinkey_async.models import Assignment, CarAssignment, UserAssignment
+from flinkey_async.models import Assignment, CarAssignment, NewAssignment, UserAssignment
 
 START = datetime(2026, 3, 1, 8, tzinfo=UTC)
 
@@ -90,7 +90,8 @@ async def test_create_sends_exact_put_body_and_handles_204(server: RecordingServ
     assert rec.headers["Content-Type"] == "application/json"
     assert_auth_headers(rec)
     assert op.kind == "create" and op.assignment_id is None
-    assert (op.car_id, op.user_id, op.start, op.end) == (7, 9, START, None)
+    assert op.request == NewAssignment(car_id=7, user_id=9, start=START, end=None)
+    assert op.create_key == (CUSTOMER_ID, 7, 9, START, None)
     assert op.customer_id == CUSTOMER_ID
     assert op.body == json.loads(rec.body)
     assert len(op.checksum) == 32 and op.checksum.isupper()
@@ -103,10 +104,12 @@ async def test_create_with_all_fields_converts_to_utc(server: RecordingServer) -
         op = await client.assignments.create(
             car_id=7, user_id=9, start=datetime(2026, 3, 1, 9, 0, 0, 500, tzinfo=cet),
             end=datetime(2026, 3, 8, 9, tzinfo=cet), lifetime=1209600, renewable_after=600000)
-    # The operation records the times as sent: UTC, whole seconds (as an update's do).
-    assert op.start == datetime(2026, 3, 1, 8, tzinfo=UTC) and op.start.tzinfo is UTC
-    assert op.end == datetime(2026, 3, 8, 8, tzinfo=UTC) and op.end.tzinfo is UTC
-    assert op.start.microsecond == 0
+    # The operation's create key holds the times as sent: UTC, whole seconds.
+    assert op.create_key is not None
+    _customer, _car, _user, start, end = op.create_key
+    assert start == datetime(2026, 3, 1, 8, tzinfo=UTC) and start.tzinfo is UTC
+    assert end == datetime(2026, 3, 8, 8, tzinfo=UTC) and end.tzinfo is UTC
+    assert start.microsecond == 0
     assert server.requests[0].json() == {
         "carId": 7, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": "2026-03-08T08:00:00Z",
         "lifetime": 1209600, "renewableAfter": 600000}

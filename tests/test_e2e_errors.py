@@ -101,7 +101,7 @@ async def test_415_problem_object(sandbox: Sandbox) -> None:
     async with client(sandbox) as c:
         # The resource methods always send JSON; the session layer can send a bare PUT.
         with pytest.raises(UnsupportedMediaTypeError) as info:
-            await c._session.request("PUT", ("assignments",))
+            await c._pipeline.request("PUT", ("assignments",))
     assert info.value.status == 415
     assert info.value.message == "Unsupported Media Type"
     assert info.value.trace_id

@@ -342,7 +342,7 @@ async def test_a_token_that_is_no_header_value_is_refused_and_not_cached(
     server.on("GET", "/assignments/1", lambda r, _: json_response(ASSIGNMENT))
     provider_clock = [0.0]
     async with grant_client(server) as client:
-        provider = client._session.token_provider
+        provider = client._pipeline.token_provider
         assert isinstance(provider, PasswordGrant)
         provider._clock = lambda: provider_clock[0]
         with pytest.raises(DecodeError, match="header"):
@@ -475,9 +475,9 @@ async def test_url_segments_cannot_change_the_path(server: RecordingServer, segm
                                                    wire: str) -> None:
     server.on("GET", "/brands/" + segment, lambda r, _: json_response([]))
     async with token_client(server) as client:
-        url = client._session.url(("brands", segment))
+        url = client._pipeline.url(("brands", segment))
         assert str(url).endswith("/v3/brands/" + wire)
-        await client._session.request("GET", ("brands", segment))
+        await client._pipeline.request("GET", ("brands", segment))
     assert server.requests[-1].raw_path == "/v3/brands/" + wire
 
 

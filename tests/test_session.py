@@ -80,7 +80,7 @@ async def test_token_refreshed_after_expiry(server: RecordingServer) -> None:
     server.on("GET", "/assignments/1", ok)
     now = [1000.0]
     async with grant_client(server) as client:
-        provider = client._session.token_provider
+        provider = client._pipeline.token_provider
         assert isinstance(provider, PasswordGrant)
         provider._clock = lambda: now[0]
         await client.assignments.get(1)
@@ -241,9 +241,9 @@ async def test_owned_session_is_created_once_and_closed(server: RecordingServer)
     server.on("GET", "/assignments/1", ok)
     client = FlinkeyClient(API_KEY, CUSTOMER_ID, token="t", base_url=server.url)
     await client.assignments.get(1)
-    first = client._session._session
+    first = client._pipeline._http_session
     await client.assignments.get(1)
-    assert client._session._session is first and first is not None
+    assert client._pipeline._http_session is first and first is not None
     await client.aclose()
     assert first.closed
     with pytest.raises(RuntimeError, match="closed"):
@@ -270,7 +270,7 @@ async def test_secrets_never_leak(server: RecordingServer, caplog: pytest.LogCap
     client = FlinkeyClient(API_KEY, CUSTOMER_ID, username="manager@example.com",
                            password=PASSWORD, base_url=server.url,
                            retry=RetryPolicy(max_retries=1, backoff_base=0.001, jitter=0))
-    texts = [repr(client), str(client), repr(client._session.token_provider),
+    texts = [repr(client), str(client), repr(client._pipeline.token_provider),
              repr(StaticToken(secret_token))]
     try:
         await client.assignments.get(1)
@@ -303,7 +303,7 @@ async def test_no_secret_in_traceback_locals(server: RecordingServer, fail_on: s
     below_test = exc.with_traceback(exc.__traceback__.tb_next)  # the SDK's frames only
     rendered = "".join(traceback.TracebackException.from_exception(
         below_test, capture_locals=True).format())
-    assert "flinkey_async/_session.py" in rendered
+    assert "flinkey_async/_pipeline.py" in rendered
     assert "RedactedHeaders" in rendered or "Secret(" in rendered
     for secret in (API_KEY, PASSWORD, secret_token):
         assert secret not in rendered

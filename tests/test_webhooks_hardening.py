@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 
 from flinkey_async.auth import Secret
 from flinkey_async.errors import WebhookAuthenticationError, WebhookError, WebhookPayloadError
+from flinkey_async.models.assignments import create_key
 from flinkey_async.operations import PendingOperation, body_checksum
 from flinkey_async.webhooks import (
     WEBHOOK_RECEIVER_KEY,
@@ -263,8 +264,9 @@ async def test_random_bodies_over_http_never_get_500() -> None:
     rng = random.Random(20260301)
     tracker = OperationTracker()
     op = PendingOperation(kind="create", customer_id=42, assignment_id=None, body=None,
-                          checksum=body_checksum(b"c"), sent_at=datetime.now(UTC), car_id=7,
-                          user_id=9, start=datetime(9999, 12, 31, 23, tzinfo=UTC), end=None,
+                          checksum=body_checksum(b"c"), sent_at=datetime.now(UTC),
+                          create_key=create_key(42, 7, 9, datetime(9999, 12, 31, 23, tzinfo=UTC),
+                                                None),
                           watcher=tracker)
     tracker.expect(op)
     app = webhook_app(secret=SECRET, tracker=tracker)

@@ -1,34 +1,47 @@
 """What every resource module shares: reads that decode into models, paged iteration, and
-asynchronous writes that return a :class:`~flinkey_async.operations.PendingOperation`."""
+asynchronous writes that return a :class:`~flinkey_async.operations.PendingOperation`.
+
+A resource holds a :class:`Context` (the pipeline and the tracker slot it shares with its
+client), never the client itself."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from .._session import SessionLayer, encode_json
+from .._pipeline import Pipeline, encode_json
 from ..errors import ValidationError
-from ..odata import Pager, Query, model_fields
-from ..operations import OperationKind, PendingOperation, body_checksum
+from ..odata import Query, model_fields
+from ..operations import OperationKind, OperationWatcher, PendingOperation, Probe, body_checksum
+from ..pagination import Pager
 
-if TYPE_CHECKING:
-    from ..client import FlinkeyClient
-
-__all__ = ["Resource"]
+__all__ = ["Context", "Resource"]
 
 T = TypeVar("T")
+
+
+class Context:
+    """What a client's resources share: the request pipeline, and the tracker that confirms
+    writes (``None``: writes are confirmed by polling). The client's ``tracker`` attribute
+    reads and sets :attr:`tracker` here."""
+
+    __slots__ = ("pipeline", "tracker")
+
+    def __init__(self, pipeline: Pipeline, tracker: OperationWatcher | None = None) -> None:
+        self.pipeline = pipeline
+        self.tracker = tracker
 
 
 class Resource:
     """Base of the resource namespaces (``client.assignments``, ...)."""
 
-    def __init__(self, client: FlinkeyClient) -> None:
-        self._client = client
+    def __init__(self, context: Context) -> None:
+        self._context = context
 
     @property
-    def _session(self) -> SessionLayer:
-        return self._client._session
+    def _pipeline(self) -> Pipeline:
+        return self._context.pipeline
 
     @staticmethod
     def _checked_query(query: Query | None, model: type[Any], resource: str) -> Query | None:
@@ -49,7 +62,7 @@ class Resource:
 
     async def _get(self, segments: Sequence[str | int], model: Any,
                    query: Query | None = None) -> Any:
-        response = await self._session.request(
+        response = await self._pipeline.request(
             "GET", segments, query=query.encoded() if query is not None else None
         )
         return response.decode(model)
@@ -72,8 +85,11 @@ class Resource:
         segments: Sequence[str | int],
         body: Any,
         *,
+        description: str,
+        probe: Probe,
         assignment_id: int | None = None,
-        **fields: Any,
+        create_key: tuple[Any, ...] | None = None,
+        request: Any = None,
     ) -> PendingOperation:
         """Send an asynchronous write and return what was sent.
 
@@ -83,18 +99,18 @@ class Resource:
         data = encode_json(body) if body is not None else None
         checksum = body_checksum(data if data is not None else
                                  f"{method} /{'/'.join(map(str, segments))}".encode())
-        tracker = self._client.tracker
-        op = PendingOperation(kind=kind, customer_id=self._session.customer_id,
+        tracker = self._context.tracker
+        op = PendingOperation(kind=kind, customer_id=self._pipeline.customer_id,
                               assignment_id=assignment_id, body=body, checksum=checksum,
-                              sent_at=datetime.now(UTC), client=self._client, watcher=tracker,
-                              **fields)
+                              sent_at=datetime.now(UTC), description=description,
+                              create_key=create_key, request=request, probe=probe,
+                              watcher=tracker)
         if tracker is not None:
             tracker.expect(op)
         try:
-            await self._session.request(method, segments, json_bytes=data)
+            await self._pipeline.request(method, segments, json_bytes=data)
         except BaseException:
             if tracker is not None:
                 tracker.discard(op)
             raise
         return op
-

@@ -7,22 +7,43 @@ and the asynchronous writes ``PUT /assignments``, ``PATCH /assignments/{id}``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
+from typing import Any
 
-from .._converter import format_datetime, wire_datetime
-from .._validate import check_aware, check_id, check_lifetimes, check_window
-from ..models import Assignment, CarAssignment, UserAssignment
+from .._converter import parse_datetime, unstructure
+from .._validate import check_aware, check_id, check_window
+from ..errors import NotFoundError
+from ..models.assignments import (
+    ASSIGNMENT_PATCH,
+    Assignment,
+    CarAssignment,
+    NewAssignment,
+    UserAssignment,
+    check_lifetimes,
+    create_key,
+)
 from ..odata import Query
-from ..operations import PendingOperation
-from ..patch import ASSIGNMENT_PATCH, JsonPatch
+from ..operations import OperationOutcome, PendingOperation
+from ..patch import JsonPatch
+from ..patch_schema import ValueKind
 from ._base import Resource
 
-__all__ = ["Assignments"]
+__all__ = ["Assignments", "expected_after_patch"]
 
 
 class Assignments(Resource):
-    """``client.assignments``."""
+    """``client.assignments``: who may open which car, and when.
+
+    Reads return attrs models (:class:`~flinkey_async.models.Assignment`, and the partial
+    list items :class:`~flinkey_async.models.CarAssignment` and
+    :class:`~flinkey_async.models.UserAssignment`); the list methods take an OData
+    :class:`~flinkey_async.Query` checked against the item's fields. Writes are applied by
+    flinkey asynchronously: each returns a :class:`~flinkey_async.PendingOperation` whose
+    ``wait()`` gives the outcome, confirmed by webhook when the client has a tracker, else
+    observed by polling. Every argument is checked before anything is sent
+    (:class:`~flinkey_async.errors.ValidationError`).
+    """
 
     async def get(self, assignment_id: int, *, query: Query | None = None) -> Assignment:
         """One assignment (``GET /assignments/{assignmentId}``).
@@ -92,19 +113,12 @@ class Assignments(Resource):
             check_aware(end, "end")
         check_window(start, end)
         check_lifetimes(lifetime, renewable_after)
-        body: dict[str, object] = {
-            "carId": car_id,
-            "userId": user_id,
-            "start": format_datetime(start, "start"),
-            "end": format_datetime(end, "end") if end is not None else None,
-        }
-        if lifetime is not None:
-            body["lifetime"] = lifetime
-        if renewable_after is not None:
-            body["renewableAfter"] = renewable_after
-        return await self._write("create", "PUT", ("assignments",), body, car_id=car_id,
-                                 user_id=user_id, start=wire_datetime(start, "start"),
-                                 end=wire_datetime(end, "end") if end is not None else None)
+        request = NewAssignment(car_id, user_id, start, end, lifetime, renewable_after)
+        return await self._write(
+            "create", "PUT", ("assignments",), unstructure(request), request=request,
+            description=f"create of an assignment (car {car_id}, user {user_id})",
+            create_key=create_key(self._pipeline.customer_id, car_id, user_id, start, end),
+            probe=self._observe_create)
 
     async def update(self, assignment_id: int, patch: JsonPatch) -> PendingOperation:
         """Change an assignment with a :class:`~flinkey_async.JsonPatch`
@@ -113,14 +127,87 @@ class Assignments(Resource):
         if not isinstance(patch, JsonPatch):
             raise TypeError(f"patch must be a flinkey_async.JsonPatch, got {type(patch).__name__}")
         body = patch.to_body(ASSIGNMENT_PATCH)
-        changed = patch.values()
         return await self._write("update", "PATCH", ("assignments", assignment_id), body,
-                                 assignment_id=assignment_id, car_id=changed.get("car_id"),
-                                 user_id=changed.get("user_id"), start=changed.get("start"),
-                                 end=changed.get("end"))
+                                 assignment_id=assignment_id, request=patch,
+                                 description=f"update of assignment {assignment_id}",
+                                 probe=self._observe_update)
 
     async def delete(self, assignment_id: int) -> PendingOperation:
         """Remove an assignment (``DELETE /assignments/{assignmentId}``)."""
         check_id(assignment_id, "assignment_id")
         return await self._write("delete", "DELETE", ("assignments", assignment_id), None,
-                                 assignment_id=assignment_id)
+                                 assignment_id=assignment_id,
+                                 description=f"delete of assignment {assignment_id}",
+                                 probe=self._observe_delete)
+
+    # -- polling probes (one poll each; see PendingOperation.wait) ------------------------------
+    async def _observe_delete(self, op: PendingOperation) -> tuple[OperationOutcome | None, str]:
+        assert op.assignment_id is not None
+        try:
+            await self.get(op.assignment_id)
+        except NotFoundError:
+            return OperationOutcome(op, op.assignment_id, False), "gone"
+        return None, f"GET /assignments/{op.assignment_id} still returns it"
+
+    async def _observe_update(self, op: PendingOperation) -> tuple[OperationOutcome | None, str]:
+        assert op.assignment_id is not None
+        try:
+            current = await self.get(op.assignment_id)
+        except NotFoundError:
+            op.fail(f"assignment {op.assignment_id} does not exist "
+                    "(GET /assignments/{id} answered 404 while polling)")
+        expected = expected_after_patch(op.body)
+        differing = sorted(k for k, v in expected.items() if getattr(current, k) != v)
+        if not differing:
+            return OperationOutcome(op, op.assignment_id, False, assignment=current), "applied"
+        return None, "GET /assignments/{id} still shows the old " + ", ".join(differing)
+
+    async def _observe_create(self, op: PendingOperation) -> tuple[OperationOutcome | None, str]:
+        request = op.request
+        assert isinstance(request, NewAssignment)
+        try:
+            items = await self.list_for_car(request.car_id)
+        except NotFoundError:
+            op.fail(f"car {request.car_id} does not exist "
+                    "(GET /cars/{carId}/assignments answered 404 while polling)")
+        key = op.create_key
+        found = [item for item in items
+                 if create_key(op.customer_id, request.car_id, item.user_id, item.start,
+                               item.end) == key]
+        if found:
+            item = max(found, key=lambda a: a.id)
+            return OperationOutcome(op, item.id, False, assignment=item), "found"
+        return None, (f"no assignment of car {request.car_id} has user {request.user_id} and "
+                      "the start and end sent")
+
+
+def expected_after_patch(body: Any) -> dict[str, Any]:
+    """What ``GET /assignments/{id}`` should show once a PATCH body is applied, by attribute.
+
+    ``replace`` and ``remove`` of ``/userId`` and ``/end`` expect the value sent (``None`` for
+    a remove or ``null``); ``remove`` (or ``null``) of ``/carId`` or ``/start`` expects ``None``,
+    which an assignment never shows (flinkey rejects such a patch), so polling never observes
+    it. ``/lifetime`` and ``/renewableAfter`` are expected only when set to a number: a remove
+    resets them to a server default the SDK does not assume.
+    """
+    expected: dict[str, Any] = {}
+    if not isinstance(body, list):
+        return expected
+    for item in body:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            field = ASSIGNMENT_PATCH.field(str(item.get("path")))
+        except ValueError:
+            continue
+        value = item.get("value") if item.get("op") == "replace" else None
+        if value is None:
+            if not field.resets_to_default:
+                expected[field.attribute] = None
+            continue
+        try:
+            expected[field.attribute] = (parse_datetime(value) if field.kind is ValueKind.DATETIME
+                                         else int(value))
+        except (TypeError, ValueError):
+            continue
+    return expected

@@ -13,6 +13,10 @@ records exactly what was sent, and :meth:`PendingOperation.wait` turns it into a
   *observed* (``confirmed=False``). A rejected write never becomes visible, so polling ends in
   :class:`~flinkey_async.errors.OperationTimeoutError` (or, where a 404 proves the target is
   gone, :class:`~flinkey_async.errors.OperationFailedError` without an event).
+
+A pending operation knows nothing of the client: the resource that made it hands it what it
+needs to confirm itself, a *probe* (one poll of the read endpoints, which knows what the write
+should look like once applied) and the *watcher* (the tracker, when webhooks are received).
 """
 
 from __future__ import annotations
@@ -21,39 +25,48 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import attrs
 
-from ._converter import parse_datetime
-from .errors import (
-    NotFoundError,
+from ..errors import (
     OperationFailedError,
     OperationTimeoutError,
     RateLimitError,
     ServerError,
     TransportError,
 )
-from .models import Assignment, CarAssignment
-from .patch import ASSIGNMENT_PATCH, PatchField, ValueKind
-
-if TYPE_CHECKING:
-    from .client import FlinkeyClient
-    from .webhooks import AssignmentEvent
 
 __all__ = [
+    "Event",
     "OperationKind",
     "OperationOutcome",
+    "OperationState",
     "OperationWatcher",
     "PendingOperation",
+    "Probe",
     "body_checksum",
 ]
 
 logger = logging.getLogger("flinkey_async")
 
 OperationKind = Literal["create", "update", "delete"]
+
+
+class Event(Protocol):
+    """What an operation needs of a webhook event (an
+    :class:`~flinkey_async.webhooks.AssignmentEvent`)."""
+
+    @property
+    def operation_succeeded(self) -> bool: ...
+
+    @property
+    def error_message(self) -> str | None: ...
+
+    @property
+    def assignment_id(self) -> int | None: ...
 
 
 def body_checksum(data: bytes) -> str:
@@ -84,27 +97,26 @@ class OperationWatcher(Protocol):
 class OperationOutcome:
     """A write that flinkey applied.
 
+    A write that failed raises :class:`~flinkey_async.errors.OperationFailedError` instead.
+
     Attributes:
         operation: the :class:`PendingOperation` this is the outcome of.
-        succeeded: always ``True`` (a write that failed raises
-            :class:`~flinkey_async.errors.OperationFailedError` instead); kept so an outcome
-            reads naturally in logs.
         assignment_id: the assignment created, updated or deleted. For a create this is the id
             flinkey assigned.
         confirmed: ``True`` when flinkey's webhook confirmed the write; ``False`` when the change
             was only observed by polling the read endpoints.
-        event: the confirming webhook event (``None`` when observed by polling).
+        event: the confirming webhook event, an :class:`~flinkey_async.AssignmentEvent`
+            (``None`` when observed by polling).
         assignment: what polling saw (an :class:`~flinkey_async.Assignment` after an update, a
             :class:`~flinkey_async.CarAssignment` after a create; ``None`` after a delete and
             for confirmed outcomes).
     """
 
     operation: PendingOperation = attrs.field(repr=False)
-    succeeded: bool
     assignment_id: int | None
     confirmed: bool
-    event: AssignmentEvent | None = attrs.field(default=None, repr=False)
-    assignment: Assignment | CarAssignment | None = attrs.field(default=None, repr=False)
+    event: Any = attrs.field(default=None, repr=False)
+    assignment: Any = attrs.field(default=None, repr=False)
 
 
 class _Failure:
@@ -112,7 +124,7 @@ class _Failure:
 
     __slots__ = ("error_message", "event")
 
-    def __init__(self, error_message: str | None, event: AssignmentEvent | None) -> None:
+    def __init__(self, error_message: str | None, event: Any) -> None:
         self.error_message = error_message
         self.event = event
 
@@ -129,7 +141,7 @@ class OperationState:
     def __init__(self) -> None:
         self._done: asyncio.Event | None = None
         #: The webhook event that resolved the operation, if any.
-        self.event: AssignmentEvent | None = None
+        self.event: Any = None
         #: The outcome, once known and successful.
         self.outcome: OperationOutcome | None = None
         #: The failure, once known and failed.
@@ -139,7 +151,7 @@ class OperationState:
     def done(self) -> bool:
         return self.outcome is not None or self.failure is not None or self.event is not None
 
-    def resolve(self, event: AssignmentEvent) -> bool:
+    def resolve(self, event: Event) -> bool:
         """Record the webhook event of the operation; False when it was already resolved."""
         if self.done:
             return False
@@ -157,60 +169,33 @@ class OperationState:
         await self._done.wait()
 
 
-# What a PATCH path means for polling: the Assignment attribute and the kind of its value.
-_PATCH_FIELDS: dict[str, PatchField] = {f.pointer: f for f in ASSIGNMENT_PATCH.fields}
-# Kinds a remove (or null) resets to a server default rather than to None.
-_SERVER_DEFAULT_KINDS = frozenset({ValueKind.LIFETIME, ValueKind.SECONDS})
-
-
-def expected_after_patch(body: Any) -> dict[str, Any]:
-    """What ``GET /assignments/{id}`` should show once a PATCH body is applied, by attribute.
-
-    ``replace`` and ``remove`` of ``/userId`` and ``/end`` expect the value sent (``None`` for
-    a remove or ``null``); ``remove`` (or ``null``) of ``/carId`` or ``/start`` expects ``None``,
-    which an assignment never shows (flinkey rejects such a patch), so polling never observes
-    it. ``/lifetime`` and ``/renewableAfter`` are expected only when set to a number: a remove
-    resets them to a server default the SDK does not assume.
-    """
-    expected: dict[str, Any] = {}
-    if not isinstance(body, list):
-        return expected
-    for item in body:
-        if not isinstance(item, Mapping):
-            continue
-        field = _PATCH_FIELDS.get(str(item.get("path")))
-        if field is None:
-            continue
-        attribute, kind = field.attribute, field.kind
-        value = item.get("value") if item.get("op") == "replace" else None
-        if value is None:
-            if kind not in _SERVER_DEFAULT_KINDS:
-                expected[attribute] = None
-            continue
-        try:
-            expected[attribute] = (parse_datetime(value) if kind is ValueKind.DATETIME
-                                   else int(value))
-        except (TypeError, ValueError):
-            continue
-    return expected
+#: One poll of the read endpoints for ``op``: its outcome once the change is visible, else
+#: ``(None, what was seen)``; it may raise ``op.fail(...)`` where the target proves gone.
+Probe = Callable[["PendingOperation"], Awaitable[tuple["OperationOutcome | None", str]]]
 
 
 @attrs.frozen(eq=False)
 class PendingOperation:
     """A write flinkey accepted (204) and will apply asynchronously.
 
-    Operations compare by identity: two identical requests are two operations.
+    Operations compare by identity: two identical requests are two operations. They are made
+    by the resource methods (``client.assignments.create(...)``, ...), which hand each one its
+    probe and the client's tracker.
 
     Attributes:
         kind: ``"create"``, ``"update"`` or ``"delete"``.
         customer_id: the ``Customer-ID`` it was sent for.
         assignment_id: the assignment updated or deleted (``None`` for a create: flinkey
             assigns the id later and reports it in the webhook).
-        car_id, user_id, start, end: for a create, the values sent (they identify the
-            confirmation webhook); for an update, those the patch replaces, else ``None``.
         body: the JSON body sent (``None`` for a delete).
         checksum: MD5 (upper-case hex) of the body bytes sent, a hint for correlation.
         sent_at: when the request was sent (aware UTC).
+        description: what it is, for messages (``create of an assignment (car 7, user 9)``).
+        create_key: for a create, what identifies its confirmation webhook (for assignments
+            ``(customer, car, user, start, end)``); ``None`` otherwise.
+        request: what was sent, as the resource's request object (a
+            :class:`~flinkey_async.models.NewAssignment` for a create, the
+            :class:`~flinkey_async.JsonPatch` of an update; ``None`` for a delete).
     """
 
     kind: OperationKind
@@ -219,19 +204,19 @@ class PendingOperation:
     body: Any
     checksum: str
     sent_at: datetime
-    car_id: int | None = None
-    user_id: int | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    _client: FlinkeyClient | None = attrs.field(default=None, repr=False, alias="client")
+    description: str = ""
+    create_key: tuple[Any, ...] | None = None
+    request: Any = attrs.field(default=None, repr=False)
+    _probe: Probe | None = attrs.field(default=None, repr=False, alias="probe")
     _watcher: OperationWatcher | None = attrs.field(default=None, repr=False, alias="watcher")
     _state: OperationState = attrs.field(factory=OperationState, init=False, repr=False)
 
     def describe(self) -> str:
         """A short human description, e.g. ``create of an assignment (car 7, user 9)``."""
-        if self.kind == "create":
-            return f"create of an assignment (car {self.car_id}, user {self.user_id})"
-        return f"{self.kind} of assignment {self.assignment_id}"
+        if self.description:
+            return self.description
+        target = f" of {self.assignment_id}" if self.assignment_id is not None else ""
+        return f"{self.kind}{target}"
 
     @property
     def state(self) -> OperationState:
@@ -253,9 +238,9 @@ class PendingOperation:
 
         With a tracker attached to the client when the write was sent, the outcome comes from
         flinkey's confirmation webhook (``outcome.confirmed`` is ``True``). Otherwise the read
-        endpoints are polled through the client, first after ``poll_interval`` seconds, then
-        with doubling intervals up to ``max_poll_interval`` (``outcome.confirmed`` is
-        ``False``: the change was observed, not confirmed):
+        endpoints are polled, first after ``poll_interval`` seconds, then with doubling
+        intervals up to ``max_poll_interval`` (``outcome.confirmed`` is ``False``: the change
+        was observed, not confirmed). For assignments:
 
         * delete: ``GET /assignments/{id}`` until it answers 404;
         * update: ``GET /assignments/{id}`` until the patched fields show the values sent (an
@@ -296,7 +281,7 @@ class PendingOperation:
         raise asyncio.InvalidStateError(f"the outcome of the {self.describe()} is not known yet")
 
     # -- outcome from a webhook event --------------------------------------------------------
-    def outcome_from_event(self, event: AssignmentEvent) -> OperationOutcome:
+    def outcome_from_event(self, event: Event) -> OperationOutcome:
         """The outcome the webhook ``event`` reports for this operation (stored, so later
         calls return the same object); raises :class:`OperationFailedError` when it reports a
         failure."""
@@ -307,20 +292,26 @@ class PendingOperation:
             state.failure = _Failure(event.error_message, event)
             raise self._failed(state.failure)
         assignment_id = event.assignment_id if self.kind == "create" else self.assignment_id
-        state.outcome = OperationOutcome(self, True, assignment_id, True, event)
+        state.outcome = OperationOutcome(self, assignment_id, True, event)
         return state.outcome
 
     def _failed(self, failure: _Failure) -> OperationFailedError:
         return OperationFailedError(self.describe(), failure.error_message, failure.event)
 
+    def fail(self, reason: str) -> NoReturn:
+        """Record that polling proved the write failed (its target does not exist), and raise
+        the :class:`OperationFailedError` (for probes)."""
+        self._state.failure = _Failure(reason, None)
+        raise self._failed(self._state.failure)
+
     # -- polling -----------------------------------------------------------------------------
     async def _poll(self, timeout: float | None, interval: float,  # noqa: ASYNC109
                     max_interval: float) -> OperationOutcome:
-        client = self._client
-        if client is None:
+        probe = self._probe
+        if probe is None:
             raise RuntimeError(
-                f"cannot wait for the {self.describe()}: it has no client to poll with and no "
-                "tracker (operations returned by FlinkeyClient have both)"
+                f"cannot wait for the {self.describe()}: it has no probe to poll with and no "
+                "tracker (operations returned by the resource methods have one or the other)"
             )
         if interval <= 0 or max_interval < interval:
             raise ValueError("need 0 < poll_interval <= max_poll_interval")
@@ -333,7 +324,7 @@ class PendingOperation:
                     await asyncio.sleep(delay * rng.uniform(0.8, 1.0))
                     delay = min(delay * 2, max_interval)
                     try:
-                        outcome, last = await self._observe(client)
+                        outcome, last = await probe(self)
                     except (TransportError, ServerError, RateLimitError) as exc:
                         last = f"the last poll failed ({exc})"
                         logger.debug("polling the %s: %s", self.describe(), last)
@@ -348,47 +339,3 @@ class PendingOperation:
                 "A write flinkey rejected never becomes visible, and polling cannot see why; "
                 "attach an OperationTracker with a webhook receiver to get flinkey's verdict"
             ) from None
-
-    async def _observe(self, client: FlinkeyClient) -> tuple[OperationOutcome | None, str]:
-        """One poll: the outcome if the change is visible, else ``(None, what was seen)``."""
-        assignments = client.assignments
-        if self.kind == "delete":
-            assert self.assignment_id is not None
-            try:
-                await assignments.get(self.assignment_id)
-            except NotFoundError:
-                return OperationOutcome(self, True, self.assignment_id, False), "gone"
-            return None, f"GET /assignments/{self.assignment_id} still returns it"
-        if self.kind == "update":
-            assert self.assignment_id is not None
-            try:
-                current = await assignments.get(self.assignment_id)
-            except NotFoundError:
-                self._gone(f"assignment {self.assignment_id} does not exist "
-                           "(GET /assignments/{id} answered 404 while polling)")
-            expected = expected_after_patch(self.body)
-            differing = sorted(k for k, v in expected.items() if getattr(current, k) != v)
-            if not differing:
-                return OperationOutcome(self, True, self.assignment_id, False,
-                                        assignment=current), "applied"
-            return None, ("GET /assignments/{id} still shows the old "
-                          + ", ".join(differing))
-        if self.car_id is None or self.user_id is None or self.start is None:
-            raise RuntimeError(f"cannot poll for the {self.describe()}: car, user or start "
-                               "unknown")
-        try:
-            items = await assignments.list_for_car(self.car_id)
-        except NotFoundError:
-            self._gone(f"car {self.car_id} does not exist "
-                       "(GET /cars/{carId}/assignments answered 404 while polling)")
-        found = [item for item in items if item.user_id == self.user_id
-                 and item.start == self.start and item.end == self.end]
-        if found:
-            item = max(found, key=lambda a: a.id)
-            return OperationOutcome(self, True, item.id, False, assignment=item), "found"
-        return None, (f"no assignment of car {self.car_id} has user {self.user_id} and the "
-                      "start and end sent")
-
-    def _gone(self, reason: str) -> NoReturn:
-        self._state.failure = _Failure(reason, None)
-        raise self._failed(self._state.failure)

@@ -1,6 +1,6 @@
-"""The session layer: the one place that talks to the network.
+"""The request pipeline: the one place that talks to the network.
 
-One request goes through :meth:`SessionLayer.request`: URL from the base URL and path segments
+One request goes through :meth:`Pipeline.request`: URL from the base URL and path segments
 (each segment percent-encoded completely, ``/`` and dot segments included, so an argument can
 never change the path), the encoded OData query appended verbatim (``URL(..., encoded=True)``:
 ``%20`` stays ``%20``, nothing is encoded twice), the three auth headers, the JSON body, the
@@ -35,7 +35,6 @@ INFO. It never records headers, bodies or query strings, so no secret reaches a 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -49,6 +48,7 @@ from yarl import URL
 
 from ._converter import decode, loads
 from ._version import __version__
+from ._wire import API_KEY_HEADER, AUTHORIZATION_HEADER, CUSTOMER_ID_HEADER, dumps
 from .auth import Secret, TokenProvider, TokenResponse, parse_token_response
 from .errors import (
     ClientClosedError,
@@ -70,7 +70,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_ERROR_BODY_BYTES",
     "Response",
-    "SessionLayer",
+    "Pipeline",
     "encode_segment",
 ]
 
@@ -89,6 +89,8 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 
 _USER_AGENT = f"flinkey_async/{__version__}"
+#: How the retry loop waits (a name of its own, so tests can record the waits).
+_sleep = asyncio.sleep
 _WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
 
 
@@ -110,7 +112,7 @@ class RedactedHeaders(dict[str, str]):
     """Request headers whose ``repr`` masks the credentials, so that a debugger, a traceback
     printed with its local variables or an error tracker capturing frames shows no secret."""
 
-    SENSITIVE = frozenset({"flinkey-api-key", "authorization"})
+    SENSITIVE = frozenset({API_KEY_HEADER.lower(), AUTHORIZATION_HEADER.lower()})
 
     def __repr__(self) -> str:
         shown = {k: ("***" if k.lower() in self.SENSITIVE else v) for k, v in self.items()}
@@ -135,9 +137,8 @@ class SecretBody(bytes):
         raise TypeError("a SecretBody cannot be pickled: it holds a credential")
 
 
-def encode_json(body: Any) -> bytes:
-    """Compact JSON bytes, as sent on the wire."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+#: Compact JSON bytes, as sent on the wire.
+encode_json = dumps
 
 
 def encode_segment(segment: str | int) -> str:
@@ -167,7 +168,7 @@ async def _no_hidden_resend(
     request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
 ) -> aiohttp.ClientResponse:
     """aiohttp middleware: a connection that breaks once the request is on its way surfaces
-    to the session layer (as :class:`_ConnectionLost`) instead of aiohttp's silent resend."""
+    to the pipeline (as :class:`_ConnectionLost`) instead of aiohttp's silent resend."""
     try:
         return await handler(request)
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
@@ -193,6 +194,10 @@ def _scrub(exc: BaseException) -> None:
         chained = chained.__cause__ or chained.__context__
 
 
+def _debug_enabled() -> bool:
+    return logger.isEnabledFor(logging.DEBUG)
+
+
 def _origin(response_url: URL, location: str | None) -> str | None:
     if not location:
         return None
@@ -204,17 +209,8 @@ def _origin(response_url: URL, location: str | None) -> str | None:
     return str(origin)
 
 
-class _Sending:
-    """Whether a call's request is on the wire right now (for the deadline's verdict)."""
-
-    __slots__ = ("now",)
-
-    def __init__(self) -> None:
-        self.now = False
-
-
-class SessionLayer:
-    """Owns the aiohttp session, the credentials and the request pipeline of one client."""
+class Pipeline:
+    """Owns the aiohttp session, the credentials and the request lifecycle of one client."""
 
     def __init__(
         self,
@@ -250,7 +246,7 @@ class SessionLayer:
         if type(max_response_bytes) is not int or max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be a positive int, got "
                              f"{max_response_bytes!r}")
-        self._session = session
+        self._http_session = session
         self._owns_session = session is None
         self._timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
@@ -277,13 +273,13 @@ class SessionLayer:
             raise ClientClosedError("this FlinkeyClient is closed")
         if not self._proxy_resolved:
             self._resolve_proxy()
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
+        if self._http_session is None:
+            self._http_session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15),
                 headers={"User-Agent": _USER_AGENT},
                 middlewares=_MIDDLEWARES,
             )
-        return self._session
+        return self._http_session
 
     def _resolve_proxy(self) -> None:
         """``trust_env=True``: the proxy for the base URL from ``HTTPS_PROXY``/``HTTP_PROXY``
@@ -297,7 +293,7 @@ class SessionLayer:
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Refuse new requests, let those in flight finish (up to ``timeout`` seconds), then
-        close the aiohttp session if this layer created it (a caller's session stays open)."""
+        close the aiohttp session if this pipeline created it (a caller's session stays open)."""
         self._closed = True
         provider_close = getattr(self.token_provider, "aclose", None)
         if provider_close is not None:
@@ -310,7 +306,7 @@ class SessionLayer:
             except TimeoutError:
                 logger.warning("closing the client with %d requests still in flight",
                                self._inflight)
-        session, self._session = self._session, None
+        session, self._http_session = self._http_session, None
         if session is not None and self._owns_session:
             await session.close()
 
@@ -318,7 +314,7 @@ class SessionLayer:
     def url(self, segments: Sequence[str | int], query: str | None = None) -> URL:
         """The base URL plus path segments, each encoded by :func:`encode_segment` (so none
         can change the path), plus an already-encoded query string."""
-        path = "/".join(encode_segment(s) for s in segments)
+        path = "/".join(str(s) if type(s) is int else encode_segment(s) for s in segments)
         text = f"{self._base_text}/{path}" if path else self._base_text
         if query:
             text = f"{text}?{query}"
@@ -359,14 +355,14 @@ class SessionLayer:
         path = "/" + "/".join(str(s) for s in segments)
         headers = self._base_headers()
         if customer_scoped:
-            headers["Customer-ID"] = str(self.customer_id)
+            headers[CUSTOMER_ID_HEADER] = str(self.customer_id)
         if json_bytes is not None:
             headers["Content-Type"] = "application/json"
         return await self._send_with_retry(method, url, headers=headers, data=json_bytes,
                                            path=path)
 
     def _base_headers(self) -> RedactedHeaders:
-        return RedactedHeaders({"flinkey-API-Key": self._api_key.reveal(),
+        return RedactedHeaders({API_KEY_HEADER: self._api_key.reveal(),
                                 "Accept": "application/json"})
 
     async def _send_with_retry(
@@ -381,27 +377,32 @@ class SessionLayer:
     ) -> Response:
         if self._closed:
             raise ClientClosedError("this FlinkeyClient is closed")
-        loop = asyncio.get_running_loop()
-        deadline_at = None if self.deadline is None else loop.time() + self.deadline
         self._inflight += 1
-        sending = _Sending()
         try:
-            async with asyncio.timeout_at(deadline_at):
-                return await self._attempts(method, url, headers, data, path, authenticate,
-                                            deadline_at, sending)
-        except TimeoutError as exc:
-            if isinstance(exc, RequestTimeoutError):
-                raise
-            if sending.now and method in _WRITE_METHODS:
-                raise self._unknown(method, path, "the client's deadline passed",
-                                    timed_out=True) from None
-            raise RequestTimeoutError(
-                f"{method} {path}: no answer within the client's deadline of "
-                f"{self.deadline} s (retries included)") from None
+            return await self._attempts(method, url, headers, data, path, authenticate)
         finally:
             self._inflight -= 1
             if not self._inflight and self._idle is not None:
                 self._idle.set()
+
+    async def _token(self, method: str, path: str, deadline_at: float | None) -> Secret:
+        """The bearer token: the provider's cached one at once, else fetched (within the
+        call's deadline)."""
+        provider = self.token_provider
+        if provider is None:
+            raise ClientClosedError("no credentials: the client is not set up")
+        cached = provider.cached()
+        if cached is not None:
+            return Secret(cached)
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                return Secret(await provider.token())
+        except TimeoutError as exc:
+            if isinstance(exc, RequestTimeoutError):
+                raise
+            raise RequestTimeoutError(
+                f"{method} {path}: no access token within the client's deadline of "
+                f"{self.deadline} s") from None
 
     async def _attempts(
         self,
@@ -411,24 +412,22 @@ class SessionLayer:
         data: bytes | None,
         path: str,
         authenticate: bool,
-        deadline_at: float | None,
-        sending: _Sending,
     ) -> Response:
+        """The retry loop. The deadline bounds each attempt (aiohttp's total timeout is at most
+        the time left) and each wait (a retry that would start after it is not made)."""
         loop = asyncio.get_running_loop()
+        deadline_at = None if self.deadline is None else loop.time() + self.deadline
         write = method in _WRITE_METHODS
         attempt = 0
         refreshed = False
         while True:
             token: Secret | None = None
             if authenticate:
-                if self.token_provider is None:
-                    raise ClientClosedError("no credentials: the client is not set up")
-                token = Secret(await self.token_provider.token())
-                headers["Authorization"] = "Bearer " + token.reveal()
+                token = await self._token(method, path, deadline_at)
+                headers[AUTHORIZATION_HEADER] = "Bearer " + token.reveal()
             failure: Failure
             error: Exception
             retry_after: float | None = None
-            sending.now = True
             try:
                 response = await self._send_once(method, url, headers, data,
                                                  self._attempt_timeout(loop, deadline_at))
@@ -464,9 +463,9 @@ class SessionLayer:
                         "flight") from None
                 raise
             else:
-                sending.now = False
                 status = response.status
-                logger.debug("%s %s -> %s", method, path, status)
+                if _debug_enabled():
+                    logger.debug("%s %s -> %s", method, path, status)
                 if 200 <= status < 300:
                     return response
                 if 300 <= status < 400:
@@ -483,7 +482,6 @@ class SessionLayer:
                 failure, error = status, api_error
                 if isinstance(api_error, RateLimitError):
                     retry_after = api_error.retry_after
-            sending.now = False
             attempt += 1
             delay = self.retry.delay(method, failure, attempt, retry_after, rng=self._rng)
             if delay is None or (deadline_at is not None
@@ -491,7 +489,7 @@ class SessionLayer:
                 raise error
             logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, failure, attempt,
                         delay)
-            await asyncio.sleep(delay)
+            await _sleep(delay)
 
     @staticmethod
     def _unknown(method: str, path: str, what: str, *, timed_out: bool = False

@@ -1,0 +1,23 @@
+"""Asynchronous writes: what was sent, and its real outcome (:class:`PendingOperation`)."""
+
+from .pending import (
+    Event,
+    OperationKind,
+    OperationOutcome,
+    OperationState,
+    OperationWatcher,
+    PendingOperation,
+    Probe,
+    body_checksum,
+)
+
+__all__ = [
+    "Event",
+    "OperationKind",
+    "OperationOutcome",
+    "OperationState",
+    "OperationWatcher",
+    "PendingOperation",
+    "Probe",
+    "body_checksum",
+]
