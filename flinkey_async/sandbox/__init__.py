@@ -33,21 +33,36 @@ Public API:
 * :class:`SandboxStore` -- the data; ``add_customer``, ``add_car``, ``add_user``,
   ``add_assignment``, ``get_*``, ``assignments_for_car``, ``assignments_for_user``,
   ``remove_car_assignments`` (an uninstall: deletes and unsolicited delete webhooks),
-  ``load_fixture``, ``dump_fixture``.
+  ``load_fixture``, ``dump_fixture``; generically for any record of a customer, ``add``,
+  ``get`` and ``owned_by``.
 * :class:`FaultConfig`, :class:`RouteFaults`, :class:`WebhookFaults` -- fault injection.
 * :func:`make_app`, :func:`sandbox_of`, :func:`serve`.
 * The texts the sandbox sends (:mod:`flinkey_async.sandbox.messages`), e.g.
   :data:`LIFETIME_OUT_OF_RANGE` or :data:`CAR_NOT_FOUND`.
+
+The sandbox is a second, independent implementation of the API: from the SDK it imports only
+:mod:`flinkey_async._wire` (header names, the wire datetime format, the JSON encoding, the id
+range); its records, rules, payloads and timestamp handling are its own, so that end-to-end
+tests compare two implementations. Its parts:
+
+* :mod:`.server` -- :class:`Sandbox` (lifecycle, tokens), :func:`make_app`, :func:`serve`;
+* :mod:`.middleware` -- the checks every request goes through (faults, API key, rate limit,
+  token, ``Customer-ID``); :mod:`.responses` -- the answers and documented error bodies;
+* :mod:`.routes` -- the route table and one module per resource;
+* :mod:`.store` -- the data, and per resource its record, wire shape and OData schema;
+* :mod:`.writes` -- the write queue and the assignment writes; :mod:`.outbox` -- webhooks;
+* :mod:`.config`, :mod:`.faults`, :mod:`.odata_eval`, :mod:`.messages`.
 """
 
 from __future__ import annotations
 
 from . import messages
-from .app import SANDBOX_KEY, Delivery, RecordLog, Sandbox, make_app, sandbox_of, serve
 from .config import DEFAULT_FIXTURE, RateLimit, SandboxConfig
 from .faults import FaultConfig, RouteFaults, WebhookFaults
 from .messages import *  # noqa: F403 - every text, as listed in messages.__all__
 from .odata_eval import ODataError
+from .outbox import Delivery, RecordLog
+from .server import SANDBOX_KEY, Sandbox, make_app, sandbox_of, serve
 from .store import Car, Customer, SandboxStore, StoredAssignment, User
 
 __all__ = [

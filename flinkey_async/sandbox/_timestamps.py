@@ -1,10 +1,23 @@
-"""ISO-8601 timestamps as the sandbox reads them, independently of the SDK's converter."""
+"""Timestamps as the sandbox reads and writes them, independently of the SDK's converter.
+
+On the wire a timestamp is ``yyyy-MM-ddTHH:mm:ssZ`` (UTC, whole seconds:
+:data:`flinkey_async._wire.DATETIME_FORMAT`). Reading accepts any ISO-8601 form
+``datetime.fromisoformat`` does (``Z``, offsets, fractions; no offset means UTC).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["TimestampOutOfRange", "parse_timestamp"]
+from .._wire import DATETIME_FORMAT
+
+__all__ = [
+    "TimestampOutOfRange",
+    "format_optional",
+    "format_timestamp",
+    "parse_timestamp",
+    "to_wire",
+]
 
 
 class TimestampOutOfRange(ValueError):
@@ -26,3 +39,27 @@ def parse_timestamp(text: str) -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:
         raise TimestampOutOfRange(f"{text!r} is out of range in UTC") from None
+
+
+def to_wire(value: datetime) -> datetime:
+    """An aware datetime as the wire carries it: in UTC, whole seconds. Raises
+    :class:`TimestampOutOfRange` when the value is not representable in UTC."""
+    try:
+        return value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:
+        raise TimestampOutOfRange(f"{value!r} is out of range in UTC") from None
+
+
+def format_timestamp(value: datetime) -> str:
+    """An aware datetime as ``yyyy-MM-ddTHH:mm:ssZ`` in UTC (sub-seconds truncated)."""
+    if value.tzinfo is not UTC:
+        value = to_wire(value)
+    if value.year >= 1000:
+        return value.strftime(DATETIME_FORMAT)
+    # strftime does not pad %Y to four digits on every platform; isoformat does
+    return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def format_optional(value: datetime | None) -> str | None:
+    """:func:`format_timestamp`, or None for None (a JSON null)."""
+    return None if value is None else format_timestamp(value)

@@ -7,13 +7,19 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from importlib import resources
 
 import attrs
 
 from .faults import FaultConfig
-from .store import default_fixture_path
 
-__all__ = ["DEFAULT_FIXTURE", "RateLimit", "RateLimiter", "SandboxConfig"]
+__all__ = ["DEFAULT_FIXTURE", "RateLimit", "RateLimiter", "SandboxConfig", "default_fixture_path"]
+
+
+def default_fixture_path() -> str:
+    """Path of the bundled ``fixture.json`` (2 customers, their cars, users and assignments)."""
+    return str(resources.files(__package__ or "flinkey_async.sandbox").joinpath("fixture.json"))
+
 
 #: The bundled fixture: 2 customers with 10 cars, 20 users and 30 assignments each.
 DEFAULT_FIXTURE = default_fixture_path()

@@ -63,7 +63,8 @@ def _pair(value: Iterable[float]) -> tuple[float, float]:
 
 
 def _seconds_range(
-    _instance: object, attribute: attrs.Attribute[tuple[float, float]],
+    _instance: object,
+    attribute: attrs.Attribute[tuple[float, float]],
     value: tuple[float, float],
 ) -> None:
     low, high = value
@@ -92,8 +93,9 @@ class RouteFaults:
     server_error: float = attrs.field(default=0.0, validator=_probability)
     reset: float = attrs.field(default=0.0, validator=_probability)
     reset_after: float = attrs.field(default=0.0, validator=_probability)
-    latency: tuple[float, float] = attrs.field(default=(0.0, 0.0), converter=_pair,
-                                               validator=_seconds_range)
+    latency: tuple[float, float] = attrs.field(
+        default=(0.0, 0.0), converter=_pair, validator=_seconds_range
+    )
     latency_probability: float = attrs.field(default=1.0, validator=_probability)
     retry_after: int = attrs.field(default=1, validator=attrs.validators.ge(1))
 
@@ -110,8 +112,9 @@ class WebhookFaults:
     """
 
     delay: float = attrs.field(default=0.0, validator=_probability)
-    delay_seconds: tuple[float, float] = attrs.field(default=(0.05, 0.25), converter=_pair,
-                                                     validator=_seconds_range)
+    delay_seconds: tuple[float, float] = attrs.field(
+        default=(0.05, 0.25), converter=_pair, validator=_seconds_range
+    )
     duplicate: float = attrs.field(default=0.0, validator=_probability)
     drop: float = attrs.field(default=0.0, validator=_probability)
 
@@ -129,8 +132,9 @@ class FaultConfig:
     seed: int | None = None
 
     @classmethod
-    def everywhere(cls, *, seed: int | None = None, webhooks: WebhookFaults | None = None,
-                   **faults: Any) -> FaultConfig:
+    def everywhere(
+        cls, *, seed: int | None = None, webhooks: WebhookFaults | None = None, **faults: Any
+    ) -> FaultConfig:
         """The same :class:`RouteFaults` (given as keyword arguments) on every route."""
         return cls({"*": RouteFaults(**faults)}, webhooks or WebhookFaults(), seed)
 
@@ -180,8 +184,7 @@ class FaultInjector:
         self._webhooks = webhooks
         #: False when no request fault is configured (the hot path skips the injector).
         self.active = config is not None and bool(config.routes)
-        self.webhooks_active = (webhooks.delay > 0 or webhooks.duplicate > 0
-                                or webhooks.drop > 0)
+        self.webhooks_active = webhooks.delay > 0 or webhooks.duplicate > 0 or webhooks.drop > 0
 
     def decide(self, method: str, template: str) -> RequestFault | None:
         """The fault of one request, or None when its route has no faults configured."""
@@ -197,8 +200,9 @@ class FaultInjector:
         latency_hit, latency_value, reset, limited, failed = rnd(), rnd(), rnd(), rnd(), rnd()
         reset_after = rnd()
         low, high = faults.latency
-        latency = low + (high - low) * latency_value if latency_hit < faults.latency_probability \
-            else 0.0
+        latency = (
+            low + (high - low) * latency_value if latency_hit < faults.latency_probability else 0.0
+        )
         action: FaultAction | None = None
         if reset < faults.reset:
             action = "reset"

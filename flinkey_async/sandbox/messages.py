@@ -7,7 +7,7 @@ reference leaves open (the ``errorMessage`` strings of failed asynchronous write
 
 from __future__ import annotations
 
-from ..models import MAX_LIFETIME, MIN_LIFETIME
+from .store.assignments import MAX_LIFETIME, MIN_LIFETIME
 
 __all__ = [
     "ASSIGNMENT_NOT_FOUND",
@@ -59,9 +59,7 @@ RATE_LIMIT_TEMPLATE = "Rate limit is exceeded. Try again in {seconds} seconds."
 # --- errorMessage texts of failed asynchronous writes (not documented; the sandbox's own) ------
 
 #: ``lifetime`` outside ``MIN_LIFETIME..MAX_LIFETIME`` (both inclusive).
-LIFETIME_OUT_OF_RANGE = (
-    f"The lifetime must be between {MIN_LIFETIME} and {MAX_LIFETIME} seconds."
-)
+LIFETIME_OUT_OF_RANGE = f"The lifetime must be between {MIN_LIFETIME} and {MAX_LIFETIME} seconds."
 #: ``renewableAfter`` not in ``0 < renewableAfter < lifetime``.
 RENEWABLE_AFTER_OUT_OF_RANGE = (
     "The renewableAfter must be greater than 0 and less than the lifetime."

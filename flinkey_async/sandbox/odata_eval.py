@@ -159,8 +159,9 @@ def _literal(node: ast._Node) -> _Value | None:
         try:
             value = int(node.val)
         except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits())
-            raise ODataError(f"integer literal of {len(node.val)} characters is out of range") \
-                from None
+            raise ODataError(
+                f"integer literal of {len(node.val)} characters is out of range"
+            ) from None
         kind = INT
     elif isinstance(node, ast.Float):
         value = float(node.val)
@@ -288,7 +289,8 @@ class _FilterCompiler:
             expect(2, STR)
             a, b = args[0].get, args[1].get
             method: Callable[[str, str], bool] = {
-                "contains": str.__contains__, "startswith": str.startswith,
+                "contains": str.__contains__,
+                "startswith": str.startswith,
                 "endswith": str.endswith,
             }[name]
 
@@ -300,7 +302,9 @@ class _FilterCompiler:
         if name in ("tolower", "toupper", "trim"):
             expect(1, STR)
             transforms: dict[str, Callable[[str], str]] = {
-                "tolower": str.lower, "toupper": str.upper, "trim": lambda x: x.strip(),
+                "tolower": str.lower,
+                "toupper": str.upper,
+                "trim": lambda x: x.strip(),
             }
             transform = transforms[name]
             inner = args[0].get
@@ -489,7 +493,7 @@ class QueryOptions:
         for get, descending in reversed(self.orderby):
             result.sort(key=_sort_key(get), reverse=descending)
         if self.skip:
-            result = result[self.skip:]
+            result = result[self.skip :]
         if self.top is not None:
             result = result[: self.top]
         if self.select is not None:

@@ -55,4 +55,3 @@ async def sb(make_sandbox: MakeSandbox) -> Sandbox:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-

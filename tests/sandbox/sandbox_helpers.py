@@ -47,8 +47,6 @@ class Receiver:
         return [r.json() for r in self.received]
 
 
-
-
 def odata_url(base: str, path: str, **options: str) -> URL:
     """``base + path`` with OData options percent-encoded as OData clients send them
     (``%20`` for spaces, ``%2B`` for ``+``, ``%27`` for quotes), sent verbatim."""

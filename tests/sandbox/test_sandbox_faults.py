@@ -24,8 +24,9 @@ from flinkey_async.sandbox.faults import FaultInjector
 CREATE = {"carId": 101, "userId": 1001, "start": "2026-02-01T08:00:00Z"}
 
 
-async def statuses(sandbox: Sandbox, http: aiohttp.ClientSession, path: str,
-                   count: int) -> list[int | str]:
+async def statuses(
+    sandbox: Sandbox, http: aiohttp.ClientSession, path: str, count: int
+) -> list[int | str]:
     """Status of ``count`` sequential GETs (``"reset"`` for a dropped connection)."""
     headers = sandbox.auth_headers(1)
     result: list[int | str] = []
@@ -39,8 +40,9 @@ async def statuses(sandbox: Sandbox, http: aiohttp.ClientSession, path: str,
     return result
 
 
-MIXED = FaultConfig({"GET /cars": RouteFaults(rate_limit=0.25, server_error=0.25, reset=0.1)},
-                    seed=7)
+MIXED = FaultConfig(
+    {"GET /cars": RouteFaults(rate_limit=0.25, server_error=0.25, reset=0.1)}, seed=7
+)
 
 
 async def test_seeded_faults_are_reproducible(make_sandbox: Any) -> None:
@@ -48,8 +50,7 @@ async def test_seeded_faults_are_reproducible(make_sandbox: Any) -> None:
     for faults in (MIXED, MIXED, FaultConfig(MIXED.routes, seed=8)):
         sandbox = await make_sandbox(faults=faults)
         # a fresh session per run: a reset must not leave a half-used pooled connection behind
-        async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True)) as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
             runs.append(await statuses(sandbox, http, "/cars", 40))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
@@ -72,7 +73,9 @@ async def test_injected_answers(sb: Sandbox, http: aiohttp.ClientSession) -> Non
         assert response.status == 429
         assert response.headers["Retry-After"] == "7"
         assert await response.json() == {
-            "status": "429", "message": "Rate limit is exceeded. Try again in 7 seconds."}
+            "status": "429",
+            "message": "Rate limit is exceeded. Try again in 7 seconds.",
+        }
     # other routes are untouched: the key names the route template
     assert await statuses(sb, http, "/cars/101/assignments", 2) == [200, 200]
     sb.faults = FaultConfig({"/cars/{carId}": RouteFaults(server_error=1.0)})
@@ -112,9 +115,12 @@ async def test_added_latency(sb: Sandbox, http: aiohttp.ClientSession) -> None:
 
 
 def test_route_key_specificity() -> None:
-    exact, template, any_path, everything = (RouteFaults(rate_limit=p) for p in (.1, .2, .3, .4))
-    config = FaultConfig({"GET /cars": exact, "/cars": template, "PUT *": any_path,
-                          "*": everything})
+    exact, template, any_path, everything = (
+        RouteFaults(rate_limit=p) for p in (0.1, 0.2, 0.3, 0.4)
+    )
+    config = FaultConfig(
+        {"GET /cars": exact, "/cars": template, "PUT *": any_path, "*": everything}
+    )
     assert config.for_route("GET", "/cars") is exact
     assert config.for_route("HEAD", "/cars") is template
     assert config.for_route("PUT", "/assignments") is any_path
@@ -150,16 +156,20 @@ def test_injector_draws_are_independent_of_outcomes() -> None:
 async def put_assignments(sandbox: Sandbox, http: aiohttp.ClientSession, count: int) -> None:
     for day in range(1, count + 1):
         body = json.dumps({**CREATE, "start": f"2026-03-{day:02d}T08:00:00Z"}).encode()
-        async with http.put(f"{sandbox.url}/assignments", data=body,
-                            headers={**sandbox.auth_headers(1),
-                                     "Content-Type": "application/json"}) as response:
+        async with http.put(
+            f"{sandbox.url}/assignments",
+            data=body,
+            headers={**sandbox.auth_headers(1), "Content-Type": "application/json"},
+        ) as response:
             assert response.status == 204
 
 
-async def test_webhook_drop_and_duplicate(make_sandbox: Any, http: aiohttp.ClientSession,
-                                          receiver: Receiver) -> None:
-    sb = await make_sandbox(webhook_url=receiver.url,
-                            faults=FaultConfig(webhooks=WebhookFaults(drop=1.0)))
+async def test_webhook_drop_and_duplicate(
+    make_sandbox: Any, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    sb = await make_sandbox(
+        webhook_url=receiver.url, faults=FaultConfig(webhooks=WebhookFaults(drop=1.0))
+    )
     await put_assignments(sb, http, 2)
     await drained(sb)
     assert receiver.received == []
@@ -175,11 +185,13 @@ async def test_webhook_drop_and_duplicate(make_sandbox: Any, http: aiohttp.Clien
     assert [d.duplicate for d in sb.deliveries[2:]] == [False, True, False, True]
 
 
-async def test_webhook_delay(make_sandbox: Any, http: aiohttp.ClientSession,
-                             receiver: Receiver) -> None:
+async def test_webhook_delay(
+    make_sandbox: Any, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
     sb = await make_sandbox(
         webhook_url=receiver.url,
-        faults=FaultConfig(webhooks=WebhookFaults(delay=1.0, delay_seconds=(0.2, 0.2))))
+        faults=FaultConfig(webhooks=WebhookFaults(delay=1.0, delay_seconds=(0.2, 0.2))),
+    )
     started = time.perf_counter()
     await put_assignments(sb, http, 1)
     await asyncio.sleep(0.1)
@@ -190,13 +202,15 @@ async def test_webhook_delay(make_sandbox: Any, http: aiohttp.ClientSession,
     assert sb.deliveries[0].delayed == pytest.approx(0.2)
 
 
-async def test_seeded_webhook_faults_are_reproducible(make_sandbox: Any,
-                                                      receiver: Receiver) -> None:
+async def test_seeded_webhook_faults_are_reproducible(
+    make_sandbox: Any, receiver: Receiver
+) -> None:
     patterns = []
     for _ in range(2):
         sb = await make_sandbox(
             webhook_url=receiver.url,
-            faults=FaultConfig(webhooks=WebhookFaults(drop=0.3, duplicate=0.5), seed=12))
+            faults=FaultConfig(webhooks=WebhookFaults(drop=0.3, duplicate=0.5), seed=12),
+        )
         async with aiohttp.ClientSession() as http:
             await put_assignments(sb, http, 12)
         await drained(sb)
@@ -209,8 +223,9 @@ async def test_seeded_webhook_faults_are_reproducible(make_sandbox: Any,
 
 
 async def still_serving(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
-    async with http.get(f"{sandbox.url}/cars/101/assignments",
-                        headers=sandbox.auth_headers(1)) as response:
+    async with http.get(
+        f"{sandbox.url}/cars/101/assignments", headers=sandbox.auth_headers(1)
+    ) as response:
         assert response.status == 200
         assert len(await response.json()) == 5
 
@@ -221,12 +236,14 @@ async def test_huge_bodies_get_413(make_sandbox: Any, http: aiohttp.ClientSessio
     body = json.dumps({**CREATE, "padding": "x" * 2048}).encode()
     async with http.put(f"{sb.url}/assignments", data=body, headers=headers) as response:
         assert response.status == 413
-    async with http.patch(f"{sb.url}/assignments/50001", data=b"[" + b" " * 4096 + b"]",
-                          headers=headers) as response:
+    async with http.patch(
+        f"{sb.url}/assignments/50001", data=b"[" + b" " * 4096 + b"]", headers=headers
+    ) as response:
         assert response.status == 413
     form = {"username": "u" * 4096, "password": "p", "grant_type": "password"}
-    async with http.post(f"{sb.url}/oauth2/token", data=form,
-                         headers={"flinkey-API-Key": sb.config.api_key}) as response:
+    async with http.post(
+        f"{sb.url}/oauth2/token", data=form, headers={"flinkey-API-Key": sb.config.api_key}
+    ) as response:
         assert response.status == 413
     await drained(sb)
     assert sb.outcomes == []
@@ -236,47 +253,61 @@ async def test_huge_bodies_get_413(make_sandbox: Any, http: aiohttp.ClientSessio
         assert response.status == 204
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("GET", "/nowhere", 404),
-    ("GET", "/v2/cars", 404),
-    ("GET", "/cars/101/events/x", 404),
-    ("POST", "/cars", 405),
-    ("DELETE", "/cars/101", 405),
-    ("GET", "/assignments", 405),
-    ("POST", "/assignments", 405),
-    ("GET", "/oauth2/token", 405),
-    ("PUT", "/assignments/50001", 405),
-])
-async def test_unknown_routes_and_wrong_methods(sb: Sandbox, http: aiohttp.ClientSession,
-                                                method: str, path: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nowhere", 404),
+        ("GET", "/v2/cars", 404),
+        ("GET", "/cars/101/events/x", 404),
+        ("POST", "/cars", 405),
+        ("DELETE", "/cars/101", 405),
+        ("GET", "/assignments", 405),
+        ("POST", "/assignments", 405),
+        ("GET", "/oauth2/token", 405),
+        ("PUT", "/assignments/50001", 405),
+    ],
+)
+async def test_unknown_routes_and_wrong_methods(
+    sb: Sandbox, http: aiohttp.ClientSession, method: str, path: str, status: int
+) -> None:
     url = f"{sb.url}{path}" if not path.startswith("/v2") else f"{sb.url}"[:-3] + path
     async with http.request(method, url, headers=sb.auth_headers(1)) as response:
         assert response.status == status
     await still_serving(sb, http)
 
 
-async def test_garbage_requests_do_not_break_the_server(sb: Sandbox,
-                                                        http: aiohttp.ClientSession) -> None:
+async def test_garbage_requests_do_not_break_the_server(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     headers = {**sb.auth_headers(1), "Content-Type": "application/json"}
-    bodies = [b"\x00\x01\x02", b"null", b"1e999999", b'{"carId": 1e400}', b'"text"',
-              b'{"carId": 101, "userId": 1001, "start": "2026-13-45T99:00:00Z"}',
-              b'{"carId": 99999999999, "userId": 1001, "start": "2026-01-01T00:00:00Z"}']
+    bodies = [
+        b"\x00\x01\x02",
+        b"null",
+        b"1e999999",
+        b'{"carId": 1e400}',
+        b'"text"',
+        b'{"carId": 101, "userId": 1001, "start": "2026-13-45T99:00:00Z"}',
+        b'{"carId": 99999999999, "userId": 1001, "start": "2026-01-01T00:00:00Z"}',
+    ]
     for body in bodies:
         async with http.put(f"{sb.url}/assignments", data=body, headers=headers) as response:
             assert response.status == 400, body
-    async with http.get(f"{sb.url}/cars?$filter=" + "(" * 500 + "id eq 1" + ")" * 500,
-                        headers=sb.auth_headers(1)) as response:
+    async with http.get(
+        f"{sb.url}/cars?$filter=" + "(" * 500 + "id eq 1" + ")" * 500, headers=sb.auth_headers(1)
+    ) as response:
         assert response.status in (200, 400)
-    async with http.get(f"{sb.url}/cars", headers={**sb.auth_headers(1),
-                                                   "Customer-ID": "9" * 50}) as response:
+    async with http.get(
+        f"{sb.url}/cars", headers={**sb.auth_headers(1), "Customer-ID": "9" * 50}
+    ) as response:
         assert response.status == 404
     await drained(sb)
     assert sb.outcomes == []
     await still_serving(sb, http)
 
 
-async def test_unexpected_errors_become_500(sb: Sandbox, http: aiohttp.ClientSession,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_errors_become_500(
+    sb: Sandbox, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(_customer_id: int) -> list[Any]:
         raise RuntimeError("boom")
 
@@ -294,16 +325,17 @@ async def test_store_helpers(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     store.add_customer(7, "Rent & Drive")
     car = store.add_car(7, name="Zoë's car")
     user = store.add_user(7, email="jo@example.com", first_name="Jo")
-    record = store.add_assignment(car.id, user.id, "2026-01-01T00:00:00+01:00",
-                                  lifetime=1209600)
+    record = store.add_assignment(car.id, user.id, "2026-01-01T00:00:00+01:00", lifetime=1209600)
     assert record.customer_id == 7 and record.renewable_after == 604800
     assert record.start.isoformat() == "2025-12-31T23:00:00+00:00"
     assert store.assignments_for_car(car.id) == [record]
     assert store.assignments_for_user(user.id) == [record]
-    async with http.get(f"{sb.url}/cars/{car.id}/assignments",
-                        headers=sb.auth_headers(7)) as response:
-        assert await response.json() == [{"id": record.id, "userId": user.id,
-                                          "start": "2025-12-31T23:00:00Z", "end": None}]
+    async with http.get(
+        f"{sb.url}/cars/{car.id}/assignments", headers=sb.auth_headers(7)
+    ) as response:
+        assert await response.json() == [
+            {"id": record.id, "userId": user.id, "start": "2025-12-31T23:00:00Z", "end": None}
+        ]
     with pytest.raises(ValueError, match="unknown car"):
         store.add_assignment(999_999, None, "2026-01-01T00:00:00Z")
     with pytest.raises(ValueError, match="is not a user of customer"):

@@ -1,24 +1,18 @@
-"""Asynchronous assignment writes: shape checks at request time, validation when applied.
+"""The three assignment writes: ``PUT /assignments``, ``PATCH /assignments/{id}`` and
+``DELETE /assignments/{id}``.
 
-flinkey answers ``PUT /assignments``, ``PATCH /assignments/{id}`` and
-``DELETE /assignments/{id}`` with 204 at once and applies them later, reporting the outcome by
-webhook. The sandbox mirrors that in two steps:
-
-1. :func:`parse_create` / :func:`parse_patch` check only the *shape* of the body (valid JSON,
-   an object or an array, field types); a :class:`BodyError` becomes a 400 answer whose text is
-   ``str(error)``.
-2. After the configured delay, ``apply(store)`` of a :class:`CreateWrite`, :class:`UpdateWrite`
-   or :class:`DeleteWrite` validates against the data (car and user of the customer, lifetime
-   rules, end after start, assignment exists) and returns the webhook payload. A failed write
-   changes nothing; its payload carries ``operationSucceeded: false`` and one of the
-   ``errorMessage`` constants of :mod:`flinkey_async.sandbox.messages`.
+At request time :func:`parse_create` / :func:`parse_patch` check the body's shape (a
+:class:`~.bodies.BodyError` is a 400 answer). When the write is applied, ``apply(store)`` of a
+:class:`CreateWrite`, :class:`UpdateWrite` or :class:`DeleteWrite` validates against the data
+and returns the webhook payload.
 
 Validation, in this order: the assignment exists (update, delete); ``/carId`` or ``/start`` is
 not removed (update); the car, then the user, belongs to the customer; ``604800 <= lifetime <=
 2419200``; ``0 < renewableAfter < lifetime``; ``end`` (when not null) is after ``start``. The
-defaults are ``lifetime = 604800`` and ``renewableAfter = lifetime // 2``. A PATCH ``remove`` (or a
-``replace`` with null) sets ``/userId`` and ``/end`` to null and resets ``/lifetime`` and
-``/renewableAfter`` to their defaults; a default ``renewableAfter`` follows a new lifetime.
+defaults are ``lifetime = 604800`` and ``renewableAfter = lifetime // 2``
+(:mod:`flinkey_async.sandbox.store.assignments`). A PATCH ``remove`` (or a ``replace`` with
+null) sets ``/userId`` and ``/end`` to null and resets ``/lifetime`` and ``/renewableAfter`` to
+their defaults; a default ``renewableAfter`` follows a new lifetime.
 
 ``checksum`` is the MD5 of the exact request body bytes (of ``DELETE /assignments/{id}`` for a
 delete), as 32 upper-case hex digits.
@@ -26,17 +20,14 @@ delete), as 32 upper-case hex digits.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any, Literal
 
 import attrs
 
-from ..models import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
-from ..operations import body_checksum
-from ._timestamps import TimestampOutOfRange, parse_timestamp
-from .messages import (
+from .._timestamps import TimestampOutOfRange, format_optional
+from ..messages import (
     ASSIGNMENT_NOT_FOUND,
     CAR_NOT_FOUND,
     END_NOT_AFTER_START,
@@ -46,18 +37,31 @@ from .messages import (
     RENEWABLE_AFTER_OUT_OF_RANGE,
     USER_NOT_FOUND,
 )
-from .store import MAX_ID, SandboxStore, StoredAssignment, _dt, delete_payload
+from ..store import SandboxStore, StoredAssignment
+from ..store.assignments import (
+    DEFAULT_LIFETIME,
+    MAX_LIFETIME,
+    MIN_LIFETIME,
+    default_renewable_after,
+    delete_payload,
+)
+from .bodies import (
+    INT32,
+    RANGE_TEXT,
+    BodyError,
+    datetime_field,
+    int_field,
+    load_json,
+    parse_wire_timestamp,
+)
 
 __all__ = [
     "PATCH_PATHS",
-    "BodyError",
     "CreateRequest",
     "CreateWrite",
     "DeleteWrite",
     "PatchOperation",
     "UpdateWrite",
-    "Write",
-    "body_checksum",
     "parse_create",
     "parse_patch",
 ]
@@ -65,66 +69,10 @@ __all__ = [
 #: The JSON-Patch paths an assignment PATCH may name.
 PATCH_PATHS = ("/carId", "/userId", "/start", "/end", "/lifetime", "/renewableAfter")
 _INT_PATHS = frozenset({"/carId", "/userId", "/lifetime", "/renewableAfter"})
-_DATETIME_PATHS = frozenset({"/start", "/end"})
 _INT_TEXT = re.compile(r"-?[0-9]+")
-_INT32 = (-MAX_ID - 1, MAX_ID)
 
 
-class BodyError(ValueError):
-    """The request body has the wrong shape; ``str(error)`` is the 400 answer text."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _load_json(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise BodyError("The request body is nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise BodyError(f"The request body is not valid JSON: {exc}.") from None
-
-
-def _int_field(data: dict[str, Any], key: str, *, nullable: bool) -> int | None:
-    if key not in data or data[key] is None:
-        if nullable:
-            return None
-        raise BodyError(f"The field '{key}' is required.")
-    value = data[key]
-    if type(value) is not int or not _INT32[0] <= value <= _INT32[1]:
-        what = "a 32-bit integer or null" if nullable else "a 32-bit integer"
-        raise BodyError(f"The field '{key}' must be {what}.")
-    return value
-
-
-_RANGE_TEXT = "out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC)"
-
-
-def _parse_timestamp(value: str) -> datetime:
-    """An ISO-8601 timestamp (``Z``/offset; none means UTC), truncated to whole seconds.
-
-    Raises ``ValueError``; ``TimestampOutOfRange`` for a timestamp out of range once
-    converted to UTC (such as ``9999-12-31T23:59:59-05:00``)."""
-    return parse_timestamp(value).replace(microsecond=0)
-
-
-def _datetime_field(data: dict[str, Any], key: str, *, nullable: bool) -> datetime | None:
-    if key not in data or data[key] is None:
-        if nullable:
-            return None
-        raise BodyError(f"The field '{key}' is required.")
-    value = data[key]
-    if type(value) is str:
-        try:
-            return _parse_timestamp(value)
-        except TimestampOutOfRange:
-            raise BodyError(f"The field '{key}' is {_RANGE_TEXT}.") from None
-        except ValueError:
-            pass
-    what = "a date-time string (yyyy-MM-ddTHH:mm:ssZ)" + (" or null" if nullable else "")
-    raise BodyError(f"The field '{key}' must be {what}.")
+# --- request time: the shape of the body ------------------------------------------------------
 
 
 @attrs.frozen
@@ -146,18 +94,20 @@ def parse_create(body: bytes) -> CreateRequest:
     ``end`` (date-time or null), ``lifetime`` and ``renewableAfter`` (integers or null) are
     optional. Unknown keys are ignored.
     """
-    data = _load_json(body)
+    data = load_json(body)
     if not isinstance(data, dict):
         raise BodyError("The request body must be a JSON object.")
-    car_id = _int_field(data, "carId", nullable=False)
-    user_id = _int_field(data, "userId", nullable=False)
-    start = _datetime_field(data, "start", nullable=False)
+    car_id = int_field(data, "carId", nullable=False)
+    user_id = int_field(data, "userId", nullable=False)
+    start = datetime_field(data, "start", nullable=False)
     assert car_id is not None and user_id is not None and start is not None
     return CreateRequest(
-        car_id, user_id, start,
-        _datetime_field(data, "end", nullable=True),
-        _int_field(data, "lifetime", nullable=True),
-        _int_field(data, "renewableAfter", nullable=True),
+        car_id,
+        user_id,
+        start,
+        datetime_field(data, "end", nullable=True),
+        int_field(data, "lifetime", nullable=True),
+        int_field(data, "renewableAfter", nullable=True),
     )
 
 
@@ -181,21 +131,23 @@ def _patch_value(index: int, path: str, value: Any) -> int | datetime | None:
                 number = int(value.strip())
             except ValueError:  # more digits than int() converts: out of range anyway
                 raise BodyError(
-                    f"Patch operation {index}: the value of {path} is out of range.") from None
+                    f"Patch operation {index}: the value of {path} is out of range."
+                ) from None
         else:
             raise BodyError(
                 f"Patch operation {index}: the value of {path} must be an integer "
-                "(as a string such as \"604800\", or a number) or null."
+                '(as a string such as "604800", or a number) or null.'
             )
-        if not _INT32[0] <= number <= _INT32[1]:
+        if not INT32[0] <= number <= INT32[1]:
             raise BodyError(f"Patch operation {index}: the value of {path} is out of range.")
         return number
     if type(value) is str:
         try:
-            return _parse_timestamp(value)
+            return parse_wire_timestamp(value)
         except TimestampOutOfRange:
             raise BodyError(
-                f"Patch operation {index}: the value of {path} is {_RANGE_TEXT}.") from None
+                f"Patch operation {index}: the value of {path} is {RANGE_TEXT}."
+            ) from None
         except ValueError:
             pass
     raise BodyError(
@@ -212,7 +164,7 @@ def parse_patch(body: bytes) -> tuple[PatchOperation, ...]:
     :data:`PATCH_PATHS`); ``replace`` needs a ``value``: a string or null as documented, or a
     JSON number for the integer paths. The value of ``remove`` is ignored.
     """
-    data = _load_json(body)
+    data = load_json(body)
     if not isinstance(data, list):
         raise BodyError("The request body must be a JSON array of patch operations.")
     operations: list[PatchOperation] = []
@@ -236,7 +188,7 @@ def parse_patch(body: bytes) -> tuple[PatchOperation, ...]:
     return tuple(operations)
 
 
-# ---------------------------------------------------------------------------------------------
+# --- apply time: validation against the data, and the webhook payload --------------------------
 
 
 def _check_references(
@@ -250,7 +202,9 @@ def _check_references(
 
 
 def _check_rules(
-    lifetime: int | None, renewable_after: int | None, start: datetime | None,
+    lifetime: int | None,
+    renewable_after: int | None,
+    start: datetime | None,
     end: datetime | None,
 ) -> str | None:
     effective = lifetime if lifetime is not None else DEFAULT_LIFETIME
@@ -276,13 +230,21 @@ class CreateWrite:
         """Validate and create; the create webhook payload."""
         req = self.request
         lifetime = req.lifetime if req.lifetime is not None else DEFAULT_LIFETIME
-        renewable_after = req.renewable_after if req.renewable_after is not None else lifetime // 2
+        renewable_after = (
+            req.renewable_after
+            if req.renewable_after is not None
+            else default_renewable_after(lifetime)
+        )
         error = _check_references(store, self.customer_id, req.car_id, req.user_id)
         error = error or _check_rules(lifetime, renewable_after, req.start, req.end)
         record: StoredAssignment | None = None
         if error is None:
             record = store.add_assignment(
-                req.car_id, req.user_id, req.start, req.end, lifetime=lifetime,
+                req.car_id,
+                req.user_id,
+                req.start,
+                req.end,
+                lifetime=lifetime,
                 renewable_after=req.renewable_after,
             )
         return {
@@ -290,8 +252,8 @@ class CreateWrite:
             "assignmentId": record.id if record else None,
             "carId": req.car_id,
             "userId": req.user_id,
-            "start": _dt(req.start),
-            "end": _dt(req.end),
+            "start": format_optional(req.start),
+            "end": format_optional(req.end),
             "customerId": self.customer_id,
             "operationSucceeded": error is None,
             "errorMessage": error,
@@ -339,19 +301,26 @@ class UpdateWrite:
             elif path == "/renewableAfter":
                 explicit = True
         if not explicit and fields["/lifetime"] is not None:
-            fields["/renewableAfter"] = fields["/lifetime"] // 2
+            fields["/renewableAfter"] = default_renewable_after(fields["/lifetime"])
         if error is None:
-            error = _check_references(store, self.customer_id, fields["/carId"],
-                                      fields["/userId"])
+            error = _check_references(store, self.customer_id, fields["/carId"], fields["/userId"])
         if error is None:
-            error = _check_rules(fields["/lifetime"], fields["/renewableAfter"],
-                                 fields["/start"], fields["/end"])
+            error = _check_rules(
+                fields["/lifetime"], fields["/renewableAfter"], fields["/start"], fields["/end"]
+            )
         if error is None and current is not None:
-            store.replace_assignment(attrs.evolve(
-                current, car_id=fields["/carId"], user_id=fields["/userId"],
-                start=fields["/start"], end=fields["/end"], lifetime=fields["/lifetime"],
-                renewable_after=fields["/renewableAfter"], renewable_after_explicit=explicit,
-            ))
+            store.replace_assignment(
+                attrs.evolve(
+                    current,
+                    car_id=fields["/carId"],
+                    user_id=fields["/userId"],
+                    start=fields["/start"],
+                    end=fields["/end"],
+                    lifetime=fields["/lifetime"],
+                    renewable_after=fields["/renewableAfter"],
+                    renewable_after_explicit=explicit,
+                )
+            )
         return {
             "checksum": self.checksum,
             "assignmentId": self.assignment_id,
@@ -360,8 +329,8 @@ class UpdateWrite:
             "errorMessage": error,
             "carId": fields["/carId"],
             "userId": fields["/userId"],
-            "start": _dt(fields["/start"]),
-            "end": _dt(fields["/end"]),
+            "start": format_optional(fields["/start"]),
+            "end": format_optional(fields["/end"]),
             "lifetime": fields["/lifetime"],
             "renewableAfter": fields["/renewableAfter"],
         }
@@ -381,8 +350,10 @@ class DeleteWrite:
         current = store.get_assignment(self.assignment_id, self.customer_id)
         if current is not None:
             store.remove_assignment(current.id)
-        return delete_payload(self.checksum, self.assignment_id, self.customer_id, current,
-                              None if current else ASSIGNMENT_NOT_FOUND)
-
-
-Write = CreateWrite | UpdateWrite | DeleteWrite
+        return delete_payload(
+            self.checksum,
+            self.assignment_id,
+            self.customer_id,
+            current,
+            None if current else ASSIGNMENT_NOT_FOUND,
+        )

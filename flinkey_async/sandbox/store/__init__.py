@@ -14,8 +14,12 @@ or load a JSON fixture (:meth:`SandboxStore.load_fixture`; the format is the one
 in the single-assignment wire shape). Ids are database ids, unique across customers; a record
 added without an id gets the next free one.
 
-The ``*_wire`` functions give each record's JSON shape as the flinkey API sends it, and the
-``*_SCHEMA`` constants describe those shapes to the OData evaluator.
+Each resource has its own module here: its record class, its wire shape (the JSON the flinkey
+API sends, ``*_wire``) and the OData schema of that shape (``*_SCHEMA``): :mod:`.customers`,
+:mod:`.cars`, :mod:`.users`, :mod:`.assignments`. Records of a customer (anything with an ``id``
+and a ``customer_id``) share one generic path -- :meth:`SandboxStore.add`,
+:meth:`~SandboxStore.get`, :meth:`~SandboxStore.owned_by` -- so a new read-only resource needs no
+new store method; assignments have their own methods because they are indexed by car and user.
 
 :meth:`SandboxStore.remove_car_assignments` does what flinkey does when a Box is uninstalled:
 it deletes every assignment of the car and reports each deletion through the webhook, unasked.
@@ -27,192 +31,63 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from importlib import resources
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-import attrs
-
-from .._converter import format_datetime, parse_datetime, wire_datetime
-from ..models import DEFAULT_LIFETIME
-from ..operations import body_checksum
-from .odata_eval import DATETIME, INT, STR, EntitySchema
+from ..._wire import MAX_ID
+from .._timestamps import parse_timestamp, to_wire
+from .assignments import (
+    DEFAULT_LIFETIME,
+    StoredAssignment,
+    assignment_wire,
+    default_renewable_after,
+    delete_checksum,
+    delete_payload,
+)
+from .cars import Car, car_wire
+from .customers import Customer, customer_wire
+from .users import User, user_wire
 
 __all__ = [
-    "ASSIGNMENT_SCHEMA",
-    "CAR_ASSIGNMENT_SCHEMA",
-    "CAR_SCHEMA",
-    "CUSTOMER_SCHEMA",
-    "USER_ASSIGNMENT_SCHEMA",
-    "USER_SCHEMA",
     "Car",
     "Customer",
+    "Listener",
+    "Owned",
     "SandboxStore",
     "StoredAssignment",
     "User",
-    "assignment_wire",
-    "car_assignment_wire",
-    "car_wire",
-    "customer_wire",
-    "default_fixture_path",
-    "delete_checksum",
-    "delete_payload",
-    "user_assignment_wire",
-    "user_wire",
+    "parse_id",
 ]
-
-#: Largest id the API can carry (``int32``).
-MAX_ID = 2**31 - 1
-
-
-def default_fixture_path() -> str:
-    """Path of the bundled ``fixture.json`` (2 customers, their cars, users and assignments)."""
-    return str(resources.files(__package__ or "flinkey_async.sandbox").joinpath("fixture.json"))
-
-
-@attrs.frozen
-class Customer:
-    """A customer (``GET /customers`` item)."""
-
-    id: int
-    name: str
-
-
-@attrs.frozen
-class Car:
-    """A car of a customer (the ``Car`` schema plus its owner's ``customer_id``)."""
-
-    id: int
-    customer_id: int
-    name: str
-    description: str | None = None
-    vin: str | None = None
-    license_plate: str | None = None
-    brand: str | None = None
-    model: str | None = None
-
-
-@attrs.frozen
-class User:
-    """A user of a customer (the ``User`` schema plus its owner's ``customer_id``)."""
-
-    id: int
-    customer_id: int
-    email_address: str
-    first_name: str | None = None
-    last_name: str | None = None
-
-
-@attrs.frozen
-class StoredAssignment:
-    """An assignment as stored. ``renewable_after_explicit`` is False when ``renewable_after``
-    is the default (half the lifetime), so it follows a later change of the lifetime."""
-
-    id: int
-    customer_id: int
-    car_id: int
-    user_id: int | None
-    start: datetime
-    end: datetime | None
-    lifetime: int | None = DEFAULT_LIFETIME
-    renewable_after: int | None = DEFAULT_LIFETIME // 2
-    renewable_after_explicit: bool = True
-
-
-# --- wire shapes ------------------------------------------------------------------------------
-
-CUSTOMER_SCHEMA = EntitySchema("Customer", {"id": INT, "name": STR})
-CAR_SCHEMA = EntitySchema("Car", {
-    "id": INT, "name": STR, "description": STR, "vin": STR, "licensePlate": STR,
-    "brand": STR, "model": STR,
-})
-USER_SCHEMA = EntitySchema("User", {
-    "id": INT, "emailAddress": STR,
-    "userData": EntitySchema("UserData", {"firstName": STR, "lastName": STR}),
-})
-ASSIGNMENT_SCHEMA = EntitySchema("Assignment", {
-    "id": INT, "carId": INT, "userId": INT, "start": DATETIME, "end": DATETIME,
-    "lifetime": INT, "renewableAfter": INT,
-})
-CAR_ASSIGNMENT_SCHEMA = EntitySchema("CarAssignment", {
-    "id": INT, "userId": INT, "start": DATETIME, "end": DATETIME,
-})
-USER_ASSIGNMENT_SCHEMA = EntitySchema("UserAssignment", {
-    "id": INT, "carId": INT, "start": DATETIME, "end": DATETIME,
-})
-
-
-def _dt(value: datetime | None) -> str | None:
-    return None if value is None else format_datetime(value)
-
-
-def customer_wire(customer: Customer) -> dict[str, Any]:
-    """``{id, name}``; the id is a JSON number."""
-    return {"id": customer.id, "name": customer.name}
-
-
-def car_wire(car: Car) -> dict[str, Any]:
-    """The ``Car`` schema."""
-    return {"id": car.id, "name": car.name, "description": car.description, "vin": car.vin,
-            "licensePlate": car.license_plate, "brand": car.brand, "model": car.model}
-
-
-def user_wire(user: User) -> dict[str, Any]:
-    """The ``User`` schema."""
-    return {"id": user.id, "emailAddress": user.email_address,
-            "userData": {"firstName": user.first_name, "lastName": user.last_name}}
-
-
-def assignment_wire(a: StoredAssignment) -> dict[str, Any]:
-    """The single-assignment schema: all seven fields."""
-    return {"id": a.id, "carId": a.car_id, "userId": a.user_id, "start": _dt(a.start),
-            "end": _dt(a.end), "lifetime": a.lifetime, "renewableAfter": a.renewable_after}
-
-
-def car_assignment_wire(a: StoredAssignment) -> dict[str, Any]:
-    """An item of ``GET /cars/{carId}/assignments``: ``id, userId, start, end``."""
-    return {"id": a.id, "userId": a.user_id, "start": _dt(a.start), "end": _dt(a.end)}
-
-
-def user_assignment_wire(a: StoredAssignment) -> dict[str, Any]:
-    """An item of ``GET /users/{userId}/assignments``: ``id, carId, start, end``."""
-    return {"id": a.id, "carId": a.car_id, "start": _dt(a.start), "end": _dt(a.end)}
-
-
-def delete_checksum(assignment_id: int) -> str:
-    """Checksum of a delete: MD5 of ``DELETE /assignments/{id}``, 32 upper-case hex digits."""
-    return body_checksum(f"DELETE /assignments/{assignment_id}".encode())
-
-
-def delete_payload(
-    checksum: str, assignment_id: int, customer_id: int, deleted: StoredAssignment | None,
-    error: str | None,
-) -> dict[str, Any]:
-    """Webhook payload of a delete; ``carId``/``userId``/``start``/``end`` are those of the
-    deleted assignment, or null when it was not found."""
-    return {
-        "checksum": checksum,
-        "assignmentId": assignment_id,
-        "customerId": customer_id,
-        "operationSucceeded": error is None,
-        "errorMessage": error,
-        "carId": deleted.car_id if deleted else None,
-        "userId": deleted.user_id if deleted else None,
-        "start": _dt(deleted.start) if deleted else None,
-        "end": _dt(deleted.end) if deleted else None,
-    }
-
-
-# --- the store --------------------------------------------------------------------------------
 
 Listener = Callable[[dict[str, Any]], None]
 
 
+class Owned(Protocol):
+    """A record of one customer: cars, users, and any resource added later."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def customer_id(self) -> int: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
+
+
+def parse_id(text: str) -> int | None:
+    """An id from a path or a header (decimal digits) as an int in ``1..MAX_ID``, else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 def _datetime_arg(value: datetime | str, name: str) -> datetime:
     if isinstance(value, str):
-        value = parse_datetime(value)
+        value = parse_timestamp(value)
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise ValueError(f"{name} must be an aware datetime or an ISO-8601 string")
-    return wire_datetime(value, name)
+    return to_wire(value)
 
 
 class SandboxStore:
@@ -225,9 +100,11 @@ class SandboxStore:
 
     def __init__(self) -> None:
         self.customers: dict[int, Customer] = {}
-        self.cars: dict[int, Car] = {}
-        self.users: dict[int, User] = {}
         self.assignments: dict[int, StoredAssignment] = {}
+        # the records of customers, by type (cars, users and any later resource)
+        self._owned: dict[type[Any], dict[int, Any]] = {Car: {}, User: {}}
+        self.cars: dict[int, Car] = self._owned[Car]
+        self.users: dict[int, User] = self._owned[User]
         self.version = 0
         self._by_car: dict[int, set[int]] = {}
         self._by_user: dict[int, set[int]] = {}
@@ -243,16 +120,16 @@ class SandboxStore:
     def clear(self) -> None:
         """Remove everything."""
         self.customers.clear()
-        self.cars.clear()
-        self.users.clear()
+        for table in self._owned.values():
+            table.clear()
         self.assignments.clear()
         self._by_car.clear()
         self._by_user.clear()
         self.version += 1
 
     @staticmethod
-    def _next_id(table: Mapping[int, Any], start: int) -> int:
-        return max(max(table, default=0) + 1, start)
+    def _next_id(table: Mapping[int, Any]) -> int:
+        return max(table, default=0) + 1
 
     @staticmethod
     def _check_new_id(table: Mapping[int, Any], id: int, what: str) -> None:
@@ -261,86 +138,120 @@ class SandboxStore:
         if id in table:
             raise ValueError(f"{what} {id} already exists")
 
+    def _require_customer(self, customer_id: int) -> None:
+        if customer_id not in self.customers:
+            raise ValueError(f"unknown customer {customer_id}")
+
+    # -- records of a customer, generically --------------------------------------------------
+
+    def _table(self, kind: type[OwnedT]) -> dict[int, OwnedT]:
+        return self._owned.setdefault(kind, {})
+
+    def add(self, record: OwnedT) -> OwnedT:
+        """Add a record of a customer (a :class:`Car`, a :class:`User`, or the record of a
+        resource added later); its customer must exist and its id be new. Assignments are
+        added with :meth:`add_assignment`."""
+        if isinstance(record, StoredAssignment):
+            raise TypeError("add assignments with add_assignment (they are indexed)")
+        self._require_customer(record.customer_id)
+        table = self._table(type(record))
+        self._check_new_id(table, record.id, type(record).__name__.lower())
+        table[record.id] = record
+        self.version += 1
+        return record
+
+    def get(
+        self, kind: type[OwnedT], id: int | None, customer_id: int | None = None
+    ) -> OwnedT | None:
+        """The ``kind`` record with ``id``, or None when unknown (or not of ``customer_id``
+        when given)."""
+        record = self._table(kind).get(id) if id is not None else None
+        if record is None or (customer_id is not None and record.customer_id != customer_id):
+            return None
+        return record
+
+    def owned_by(self, kind: type[OwnedT], customer_id: int) -> list[OwnedT]:
+        """The customer's ``kind`` records, by id."""
+        return sorted(
+            (r for r in self._table(kind).values() if r.customer_id == customer_id),
+            key=lambda r: r.id,
+        )
+
     # -- customers, cars, users ----------------------------------------------------------------
 
     def add_customer(self, id: int | None = None, name: str | None = None) -> Customer:
         """Add a customer (``id`` defaults to the next free one)."""
         if id is None:
-            id = self._next_id(self.customers, 1)
+            id = self._next_id(self.customers)
         self._check_new_id(self.customers, id, "customer")
         customer = Customer(id, name if name is not None else f"Customer {id}")
         self.customers[id] = customer
         self.version += 1
         return customer
 
-    def _require_customer(self, customer_id: int) -> None:
-        if customer_id not in self.customers:
-            raise ValueError(f"unknown customer {customer_id}")
-
     def add_car(
-        self, customer_id: int, id: int | None = None, *, name: str | None = None,
-        description: str | None = None, vin: str | None = None, license_plate: str | None = None,
-        brand: str | None = None, model: str | None = None,
+        self,
+        customer_id: int,
+        id: int | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        vin: str | None = None,
+        license_plate: str | None = None,
+        brand: str | None = None,
+        model: str | None = None,
     ) -> Car:
         """Add a car of ``customer_id``."""
         self._require_customer(customer_id)
         if id is None:
-            id = self._next_id(self.cars, 1)
-        self._check_new_id(self.cars, id, "car")
-        car = Car(id, customer_id, name if name is not None else f"Car {id}", description, vin,
-                  license_plate, brand, model)
-        self.cars[id] = car
-        self.version += 1
-        return car
+            id = self._next_id(self.cars)
+        name = name if name is not None else f"Car {id}"
+        return self.add(Car(id, customer_id, name, description, vin, license_plate, brand, model))
 
     def add_user(
-        self, customer_id: int, id: int | None = None, *, email: str | None = None,
-        first_name: str | None = None, last_name: str | None = None,
+        self,
+        customer_id: int,
+        id: int | None = None,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
     ) -> User:
         """Add a user of ``customer_id`` (``email`` defaults to ``user{id}@example.com``)."""
         self._require_customer(customer_id)
         if id is None:
-            id = self._next_id(self.users, 1)
-        self._check_new_id(self.users, id, "user")
-        user = User(id, customer_id, email if email is not None else f"user{id}@example.com",
-                    first_name, last_name)
-        self.users[id] = user
-        self.version += 1
-        return user
-
-    def get_customer(self, customer_id: int) -> Customer | None:
-        return self.customers.get(customer_id)
+            id = self._next_id(self.users)
+        email = email if email is not None else f"user{id}@example.com"
+        return self.add(User(id, customer_id, email, first_name, last_name))
 
     def get_car(self, car_id: int, customer_id: int | None = None) -> Car | None:
         """The car, or None when unknown (or not of ``customer_id`` when given)."""
-        car = self.cars.get(car_id)
-        if car is None or (customer_id is not None and car.customer_id != customer_id):
-            return None
-        return car
+        return self.get(Car, car_id, customer_id)
 
     def get_user(self, user_id: int, customer_id: int | None = None) -> User | None:
         """The user, or None when unknown (or not of ``customer_id`` when given)."""
-        user = self.users.get(user_id)
-        if user is None or (customer_id is not None and user.customer_id != customer_id):
-            return None
-        return user
+        return self.get(User, user_id, customer_id)
 
     def cars_of(self, customer_id: int) -> list[Car]:
         """The customer's cars, by id."""
-        return sorted((c for c in self.cars.values() if c.customer_id == customer_id),
-                      key=lambda c: c.id)
+        return self.owned_by(Car, customer_id)
 
     def users_of(self, customer_id: int) -> list[User]:
         """The customer's users, by id."""
-        return sorted((u for u in self.users.values() if u.customer_id == customer_id),
-                      key=lambda u: u.id)
+        return self.owned_by(User, customer_id)
 
     # -- assignments -----------------------------------------------------------------------------
 
     def add_assignment(
-        self, car_id: int, user_id: int | None, start: datetime | str,
-        end: datetime | str | None = None, *, lifetime: int | None = DEFAULT_LIFETIME,
-        renewable_after: int | None = None, id: int | None = None,
+        self,
+        car_id: int,
+        user_id: int | None,
+        start: datetime | str,
+        end: datetime | str | None = None,
+        *,
+        lifetime: int | None = DEFAULT_LIFETIME,
+        renewable_after: int | None = None,
+        id: int | None = None,
     ) -> StoredAssignment:
         """Add an assignment at once (no validation of the lifetime rules: tests may want odd
         data). The customer is the car's; ``user_id`` must be a user of the same customer (or
@@ -354,14 +265,20 @@ class SandboxStore:
             if user is None or user.customer_id != car.customer_id:
                 raise ValueError(f"user {user_id} is not a user of customer {car.customer_id}")
         if id is None:
-            id = self._next_id(self.assignments, 1)
+            id = self._next_id(self.assignments)
         self._check_new_id(self.assignments, id, "assignment")
         explicit = renewable_after is not None
         if renewable_after is None and lifetime is not None:
-            renewable_after = lifetime // 2
+            renewable_after = default_renewable_after(lifetime)
         record = StoredAssignment(
-            id, car.customer_id, car_id, user_id, _datetime_arg(start, "start"),
-            None if end is None else _datetime_arg(end, "end"), lifetime, renewable_after,
+            id,
+            car.customer_id,
+            car_id,
+            user_id,
+            _datetime_arg(start, "start"),
+            None if end is None else _datetime_arg(end, "end"),
+            lifetime,
+            renewable_after,
             explicit,
         )
         self._insert(record)
@@ -414,8 +331,10 @@ class SandboxStore:
 
     def assignments_of(self, customer_id: int) -> list[StoredAssignment]:
         """All assignments of a customer, by id."""
-        return sorted((a for a in self.assignments.values() if a.customer_id == customer_id),
-                      key=lambda a: a.id)
+        return sorted(
+            (a for a in self.assignments.values() if a.customer_id == customer_id),
+            key=lambda a: a.id,
+        )
 
     def remove_car_assignments(self, car_id: int) -> list[StoredAssignment]:
         """Delete every assignment of ``car_id``, as flinkey does when the car's Box is
@@ -426,8 +345,9 @@ class SandboxStore:
             self.remove_assignment(record.id)
             removed.append(record)
         for record in removed:
-            payload = delete_payload(delete_checksum(record.id), record.id, record.customer_id,
-                                     record, None)
+            payload = delete_payload(
+                delete_checksum(record.id), record.id, record.customer_id, record, None
+            )
             for listener in list(self._listeners):
                 listener(payload)
         return removed
@@ -452,19 +372,35 @@ class SandboxStore:
             for c in _items(data, "customers"):
                 self.add_customer(c["id"], c["name"])
             for c in _items(data, "cars"):
-                self.add_car(c["customerId"], c["id"], name=c["name"],
-                             description=c.get("description"), vin=c.get("vin"),
-                             license_plate=c.get("licensePlate"), brand=c.get("brand"),
-                             model=c.get("model"))
+                self.add_car(
+                    c["customerId"],
+                    c["id"],
+                    name=c["name"],
+                    description=c.get("description"),
+                    vin=c.get("vin"),
+                    license_plate=c.get("licensePlate"),
+                    brand=c.get("brand"),
+                    model=c.get("model"),
+                )
             for u in _items(data, "users"):
                 user_data = u.get("userData") or {}
-                self.add_user(u["customerId"], u["id"], email=u["emailAddress"],
-                              first_name=user_data.get("firstName"),
-                              last_name=user_data.get("lastName"))
+                self.add_user(
+                    u["customerId"],
+                    u["id"],
+                    email=u["emailAddress"],
+                    first_name=user_data.get("firstName"),
+                    last_name=user_data.get("lastName"),
+                )
             for a in _items(data, "assignments"):
-                self.add_assignment(a["carId"], a.get("userId"), a["start"], a.get("end"),
-                                    lifetime=a.get("lifetime", DEFAULT_LIFETIME),
-                                    renewable_after=a.get("renewableAfter"), id=a["id"])
+                self.add_assignment(
+                    a["carId"],
+                    a.get("userId"),
+                    a["start"],
+                    a.get("end"),
+                    lifetime=a.get("lifetime", DEFAULT_LIFETIME),
+                    renewable_after=a.get("renewableAfter"),
+                    id=a["id"],
+                )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed fixture: {exc!r}") from None
 
@@ -474,18 +410,24 @@ class SandboxStore:
         A ``renewableAfter`` that is the default (half the lifetime) is written as null, so it
         stays a default after loading."""
         return {
-            "customers": [customer_wire(c) for c in sorted(self.customers.values(),
-                                                           key=lambda c: c.id)],
-            "cars": [{**car_wire(c), "customerId": c.customer_id}
-                     for c in sorted(self.cars.values(), key=lambda c: c.id)],
-            "users": [{**user_wire(u), "customerId": u.customer_id}
-                      for u in sorted(self.users.values(), key=lambda u: u.id)],
+            "customers": [customer_wire(c) for c in _by_id(self.customers)],
+            "cars": [{**car_wire(c), "customerId": c.customer_id} for c in _by_id(self.cars)],
+            "users": [{**user_wire(u), "customerId": u.customer_id} for u in _by_id(self.users)],
             "assignments": [
-                {**assignment_wire(a),
-                 "renewableAfter": a.renewable_after if a.renewable_after_explicit else None}
-                for a in sorted(self.assignments.values(), key=lambda a: a.id)
+                {
+                    **assignment_wire(a),
+                    "renewableAfter": a.renewable_after if a.renewable_after_explicit else None,
+                }
+                for a in _by_id(self.assignments)
             ],
         }
+
+
+_RecordT = TypeVar("_RecordT")
+
+
+def _by_id(table: Mapping[int, _RecordT]) -> list[_RecordT]:
+    return [table[i] for i in sorted(table)]
 
 
 def _items(data: Mapping[str, Any], key: str) -> Iterable[Mapping[str, Any]]:
