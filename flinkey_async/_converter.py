@@ -404,8 +404,7 @@ def decode(body: bytes, tp: type[T] | Any) -> T:
             # The list is half converted now: diagnose on a fresh parse of the body.
             failed: T = structure(loads(body), tp, body=body)
             return failed
-        converted: T = data
-        return converted
+        return typing.cast(T, data)
     result: T = structure(data, tp, body=body)
     return result
 

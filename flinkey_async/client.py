@@ -6,9 +6,8 @@ Nothing below the client imports it or holds it."""
 
 from __future__ import annotations
 
-from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -18,11 +17,8 @@ from ._validate import check_id
 from .auth import PasswordGrant, Secret, StaticToken, as_secret, is_header_safe
 from .errors import ValidationError
 from .operations import OperationWatcher
-from .resources._base import Context
+from .resources import Context, Resources
 from .retry import RetryPolicy
-
-if TYPE_CHECKING:
-    from .resources.assignments import Assignments
 
 __all__ = ["DEFAULT_BASE_URL", "UAT_BASE_URL", "FlinkeyClient"]
 
@@ -32,7 +28,7 @@ DEFAULT_BASE_URL = "https://api.flinkey.de/v3"
 UAT_BASE_URL = "https://api-uat.flinkey.de/v3"
 
 
-class FlinkeyClient:
+class FlinkeyClient(Resources):
     """An asyncio client for the flinkey API v3.
 
     Use it as ``async with FlinkeyClient(...) as client:`` or call :meth:`aclose` when done;
@@ -124,15 +120,6 @@ class FlinkeyClient:
     @tracker.setter
     def tracker(self, value: OperationWatcher | None) -> None:
         self._context.tracker = value
-
-    @cached_property
-    def assignments(self) -> Assignments:
-        """Assignments: ``get``, ``list_for_car``, ``list_for_user``, ``iter_for_car``,
-        ``iter_for_user``, ``create``, ``update``, ``delete`` (see
-        :class:`~flinkey_async.resources.assignments.Assignments`)."""
-        from .resources.assignments import Assignments
-
-        return Assignments(self._context)
 
     @property
     def customer_id(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from .._pipeline import Pipeline, encode_json
 from ..errors import ValidationError
@@ -16,9 +16,10 @@ from ..odata import Query, model_fields
 from ..operations import OperationKind, OperationWatcher, PendingOperation, Probe, body_checksum
 from ..pagination import Pager
 
-__all__ = ["Context", "Resource"]
+__all__ = ["Context", "Resource", "resource"]
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Resource")
 
 
 class Context:
@@ -61,9 +62,10 @@ class Resource:
         return query
 
     async def _get(self, segments: Sequence[str | int], model: Any,
-                   query: Query | None = None) -> Any:
+                   query: Query | None = None, *, customer_scoped: bool = True) -> Any:
         response = await self._pipeline.request(
-            "GET", segments, query=query.encoded() if query is not None else None
+            "GET", segments, query=query.encoded() if query is not None else None,
+            customer_scoped=customer_scoped,
         )
         return response.decode(model)
 
@@ -114,3 +116,32 @@ class Resource:
                 tracker.discard(op)
             raise
         return op
+
+
+class resource(Generic[R]):  # noqa: N801 - used like a decorator-style declaration
+    """A resource of the client, declared in one line: ``cars = resource(Cars)``.
+
+    Made on first use from the owner's ``_context`` and kept (one per client), like
+    ``functools.cached_property``; the class's docstring is the attribute's.
+    """
+
+    def __init__(self, cls: type[R]) -> None:
+        self._cls = cls
+        self.__doc__ = cls.__doc__
+        self._name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> resource[R]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> R: ...
+
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Any:
+        if instance is None:
+            return self
+        made = self._cls(instance._context)  # type: ignore[attr-defined]
+        instance.__dict__[self._name] = made  # later reads find it first
+        return made
