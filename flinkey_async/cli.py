@@ -304,6 +304,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"flinkey: {exc}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -16,7 +16,7 @@ from ._pipeline import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIM
 from ._validate import check_id
 from .auth import PasswordGrant, Secret, StaticToken, as_secret, is_header_safe
 from .errors import ValidationError
-from .operations import OperationWatcher
+from .operations import Tracker
 from .resources import Context, Resources
 from .retry import RetryPolicy
 
@@ -76,7 +76,7 @@ class FlinkeyClient(Resources):
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
-        tracker: OperationWatcher | None = None,
+        tracker: Tracker | None = None,
         deadline: float | None = DEFAULT_DEADLINE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         trust_env: bool = False,
@@ -111,14 +111,14 @@ class FlinkeyClient(Resources):
         self._context = Context(pipeline, tracker)
 
     @property
-    def tracker(self) -> OperationWatcher | None:
+    def tracker(self) -> Tracker | None:
         """The :class:`~flinkey_async.webhooks.OperationTracker` that confirms writes from
         webhooks, or ``None`` (``PendingOperation.wait()`` then polls). Setting it affects
         writes sent afterwards."""
         return self._context.tracker
 
     @tracker.setter
-    def tracker(self, value: OperationWatcher | None) -> None:
+    def tracker(self, value: Tracker | None) -> None:
         self._context.tracker = value
 
     @property

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flinkey_async.models.assignments import check_lifetimes
 from flinkey_async.errors import ValidationError
 from flinkey_async.models import MAX_LIFETIME, MIN_LIFETIME
+from flinkey_async.models.assignments import check_lifetimes
 from flinkey_async.odata import F
 from flinkey_async.patch import (
     ASSIGNMENT_PATCH,

@@ -5,9 +5,9 @@ from .pending import (
     OperationKind,
     OperationOutcome,
     OperationState,
-    OperationWatcher,
     PendingOperation,
     Probe,
+    Tracker,
     body_checksum,
 )
 
@@ -16,7 +16,7 @@ __all__ = [
     "OperationKind",
     "OperationOutcome",
     "OperationState",
-    "OperationWatcher",
+    "Tracker",
     "PendingOperation",
     "Probe",
     "body_checksum",

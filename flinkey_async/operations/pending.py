@@ -44,7 +44,7 @@ __all__ = [
     "OperationKind",
     "OperationOutcome",
     "OperationState",
-    "OperationWatcher",
+    "Tracker",
     "PendingOperation",
     "Probe",
     "body_checksum",
@@ -76,7 +76,7 @@ def body_checksum(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest().upper()
 
 
-class OperationWatcher(Protocol):
+class Tracker(Protocol):
     """Learns of every asynchronous write before it is sent and can wait for its outcome
     (implemented by :class:`~flinkey_async.webhooks.OperationTracker`)."""
 
@@ -132,7 +132,7 @@ class _Failure:
 class OperationState:
     """The mutable part of a :class:`PendingOperation`: what is known about its outcome.
 
-    Set by a tracker (:meth:`resolve`) or by polling; an operation is resolved at most once.
+    Set by a tracker (:meth:`record_event`) or by polling; an operation is resolved at most once.
     Use it from the event loop the operation was created in.
     """
 
@@ -151,7 +151,7 @@ class OperationState:
     def done(self) -> bool:
         return self.outcome is not None or self.failure is not None or self.event is not None
 
-    def resolve(self, event: Event) -> bool:
+    def record_event(self, event: Event) -> bool:
         """Record the webhook event of the operation; False when it was already resolved."""
         if self.done:
             return False
@@ -161,7 +161,7 @@ class OperationState:
         return True
 
     async def wait_event(self) -> None:
-        """Return once :meth:`resolve` was called."""
+        """Return once :meth:`record_event` was called."""
         if self.done:
             return
         if self._done is None:
@@ -208,7 +208,7 @@ class PendingOperation:
     create_key: tuple[Any, ...] | None = None
     request: Any = attrs.field(default=None, repr=False)
     _probe: Probe | None = attrs.field(default=None, repr=False, alias="probe")
-    _watcher: OperationWatcher | None = attrs.field(default=None, repr=False, alias="watcher")
+    _watcher: Tracker | None = attrs.field(default=None, repr=False, alias="watcher")
     _state: OperationState = attrs.field(factory=OperationState, init=False, repr=False)
 
     def describe(self) -> str:

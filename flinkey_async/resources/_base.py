@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, overload
 from .._pipeline import Pipeline, encode_json
 from ..errors import ValidationError
 from ..odata import Query, model_fields
-from ..operations import OperationKind, OperationWatcher, PendingOperation, Probe, body_checksum
+from ..operations import OperationKind, PendingOperation, Probe, Tracker, body_checksum
 from ..pagination import Pager
 
 __all__ = ["Context", "Resource", "resource"]
@@ -29,7 +29,7 @@ class Context:
 
     __slots__ = ("pipeline", "tracker")
 
-    def __init__(self, pipeline: Pipeline, tracker: OperationWatcher | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, tracker: Tracker | None = None) -> None:
         self.pipeline = pipeline
         self.tracker = tracker
 
@@ -118,7 +118,7 @@ class Resource:
         return op
 
 
-class resource(Generic[R]):  # noqa: N801 - used like a decorator-style declaration
+class resource(Generic[R]):
     """A resource of the client, declared in one line: ``cars = resource(Cars)``.
 
     Made on first use from the owner's ``_context`` and kept (one per client), like

@@ -344,7 +344,7 @@ class OperationTracker:
         event = self._with_kind(event, op.kind)
         if op.kind == "create" and event.operation_succeeded and event.assignment_id is not None:
             self._created_ids.put((event.customer_id, event.assignment_id), None)
-        op.state.resolve(event)
+        op.state.record_event(event)
         return event
 
     @staticmethod
