@@ -40,15 +40,17 @@ def make_body(n: int) -> bytes:
     for i in range(n):
         start = datetime.fromtimestamp(base + i * 433, UTC)
         end = datetime.fromtimestamp(base + i * 433 + 86_400 + i % 3600, UTC)
-        items.append({
-            "id": i + 1,
-            "carId": 1000 + i % 50,
-            "userId": None if i % 7 == 0 else 2000 + i % 300,
-            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": None if i % 3 == 0 else end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lifetime": 604800 + (i % 10) * 1000,
-            "renewableAfter": 302400,
-        })
+        items.append(
+            {
+                "id": i + 1,
+                "carId": 1000 + i % 50,
+                "userId": None if i % 7 == 0 else 2000 + i % 300,
+                "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "end": None if i % 3 == 0 else end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "lifetime": 604800 + (i % 10) * 1000,
+                "renewableAfter": 302400,
+            }
+        )
     return orjson.dumps(items)
 
 
@@ -65,8 +67,13 @@ def _dt(value: str) -> datetime:
 def hand_written(body: bytes) -> list[Assignment]:
     return [
         Assignment(
-            d["id"], d["carId"], d["userId"], _dt(d["start"]),
-            None if d["end"] is None else _dt(d["end"]), d["lifetime"], d["renewableAfter"],
+            d["id"],
+            d["carId"],
+            d["userId"],
+            _dt(d["start"]),
+            None if d["end"] is None else _dt(d["end"]),
+            d["lifetime"],
+            d["renewableAfter"],
         )
         for d in orjson.loads(body)
     ]
@@ -90,8 +97,7 @@ def with_msgspec(body: bytes) -> list[MsgspecAssignment]:
 
 
 class PydanticAssignment(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=to_camel,
-                                       frozen=True)
+    model_config = pydantic.ConfigDict(alias_generator=to_camel, frozen=True)
     id: int
     car_id: int
     user_id: int | None
@@ -116,8 +122,9 @@ def with_pydantic_gc_paused(body: bytes) -> list[PydanticAssignment]:
         gc.enable()
 
 
-def best_rates(contenders: list[tuple[str, Callable[[bytes], Any]]], body: bytes, n: int,
-               repeats: int) -> dict[str, float]:
+def best_rates(
+    contenders: list[tuple[str, Callable[[bytes], Any]]], body: bytes, n: int, repeats: int
+) -> dict[str, float]:
     """Items per second of each contender, best of ``repeats`` rounds; every round times each
     contender once, in turn, so that a slow phase of the machine hits them all alike."""
     best = dict.fromkeys((name for name, _ in contenders), float("inf"))
@@ -136,9 +143,13 @@ def main() -> None:
     reference = hand_written(body)
     assert sdk(body) == reference, "the SDK decodes differently from the hand-written loop"
     assert len(with_msgspec(body)) == n and len(with_pydantic(body)) == n
-    contenders = [("flinkey_async", sdk), ("hand-written orjson+attrs", hand_written),
-                  ("msgspec", with_msgspec), ("pydantic v2", with_pydantic),
-                  ("pydantic v2, gc paused", with_pydantic_gc_paused)]
+    contenders = [
+        ("flinkey_async", sdk),
+        ("hand-written orjson+attrs", hand_written),
+        ("msgspec", with_msgspec),
+        ("pydantic v2", with_pydantic),
+        ("pydantic v2, gc paused", with_pydantic_gc_paused),
+    ]
     rates = best_rates(contenders, body, n, repeats)
     ours = rates["flinkey_async"]
     print(f"decoding {n:,} assignments ({len(body) / 1e6:.1f} MB), best of {repeats}")
@@ -146,10 +157,14 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"{name:28} {rate:14,.0f} {ours / rate:20.2f}")
     hand, pyd = rates["hand-written orjson+attrs"], rates["pydantic v2"]
-    print(f"target >= 1.10 x hand-written: {ours / hand:.2f} "
-          f"({'met' if ours / hand >= 1.1 else 'NOT met'})")
-    print(f"target >= 2.00 x pydantic v2:  {ours / pyd:.2f} "
-          f"({'met' if ours / pyd >= 2 else 'NOT met'})")
+    print(
+        f"target >= 1.10 x hand-written: {ours / hand:.2f} "
+        f"({'met' if ours / hand >= 1.1 else 'NOT met'})"
+    )
+    print(
+        f"target >= 2.00 x pydantic v2:  {ours / pyd:.2f} "
+        f"({'met' if ours / pyd >= 2 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

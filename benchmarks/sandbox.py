@@ -30,8 +30,9 @@ CAR_ID = 101  # has 5 assignments in the bundled fixture
 CUSTOMER_ID = 1
 
 
-async def fire(session: aiohttp.ClientSession, url: str, headers: dict[str, str], count: int,
-               expected: bytes) -> tuple[float, int]:
+async def fire(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], count: int, expected: bytes
+) -> tuple[float, int]:
     """Send ``count`` GETs with ``CONCURRENCY`` workers; returns (seconds, errors)."""
     remaining = count
     errors = 0
@@ -99,8 +100,10 @@ async def main() -> int:
         await sandbox.stop()
 
     rates = {name: (REQUESTS // ROUNDS * ROUNDS) / seconds for name, seconds in totals.items()}
-    print(f"GET /cars/{{carId}}/assignments, {len(expected)} bytes, "
-          f"{REQUESTS} requests per server, concurrency {CONCURRENCY}")
+    print(
+        f"GET /cars/{{carId}}/assignments, {len(expected)} bytes, "
+        f"{REQUESTS} requests per server, concurrency {CONCURRENCY}"
+    )
     for name, rate in rates.items():
         print(f"  {name:13s} {rate:9.0f} requests/s   errors: {errors[name]}")
     ratio = rates["sandbox"] / rates["bare aiohttp"]

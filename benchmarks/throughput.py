@@ -43,11 +43,24 @@ CUSTOMER = 1
 
 
 def _bodies() -> tuple[bytes, bytes]:
-    one = {"id": 1, "carId": 7, "userId": 9, "start": "2026-03-01T08:00:00Z",
-           "end": "2026-03-08T08:00:00Z", "lifetime": 604800, "renewableAfter": 302400}
-    items = [{"id": i, "userId": 1000 + i, "start": f"2026-03-{1 + i % 28:02d}T08:{i % 60:02d}:00Z",
-              "end": None if i % 3 else f"2026-04-{1 + i % 28:02d}T08:00:00Z"}
-             for i in range(1, 101)]
+    one = {
+        "id": 1,
+        "carId": 7,
+        "userId": 9,
+        "start": "2026-03-01T08:00:00Z",
+        "end": "2026-03-08T08:00:00Z",
+        "lifetime": 604800,
+        "renewableAfter": 302400,
+    }
+    items = [
+        {
+            "id": i,
+            "userId": 1000 + i,
+            "start": f"2026-03-{1 + i % 28:02d}T08:{i % 60:02d}:00Z",
+            "end": None if i % 3 else f"2026-04-{1 + i % 28:02d}T08:00:00Z",
+        }
+        for i in range(1, 101)
+    ]
     return orjson.dumps(one), orjson.dumps(items)
 
 
@@ -87,8 +100,15 @@ def _dt(value: str) -> datetime:
 
 def _assignment(d: dict[str, Any]) -> Assignment:
     end = d["end"]
-    return Assignment(d["id"], d["carId"], d["userId"], _dt(d["start"]),
-                      None if end is None else _dt(end), d["lifetime"], d["renewableAfter"])
+    return Assignment(
+        d["id"],
+        d["carId"],
+        d["userId"],
+        _dt(d["start"]),
+        None if end is None else _dt(end),
+        d["lifetime"],
+        d["renewableAfter"],
+    )
 
 
 def _car_assignment(d: dict[str, Any]) -> CarAssignment:
@@ -114,11 +134,17 @@ async def run_round(call: Call, concurrency: int, requests: int) -> float:
 
 async def measure(port: int, rounds: int, requests: int) -> None:
     base = f"http://127.0.0.1:{port}/v3"
-    headers = {"flinkey-API-Key": API_KEY, "Authorization": f"Bearer {TOKEN}",
-               "Customer-ID": str(CUSTOMER), "Accept": "application/json"}
+    headers = {
+        "flinkey-API-Key": API_KEY,
+        "Authorization": f"Bearer {TOKEN}",
+        "Customer-ID": str(CUSTOMER),
+        "Accept": "application/json",
+    }
     one_url, many_url = f"{base}/assignments/1", f"{base}/cars/7/assignments"
-    async with FlinkeyClient(API_KEY, CUSTOMER, token=TOKEN, base_url=base) as client, \
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+    async with (
+        FlinkeyClient(API_KEY, CUSTOMER, token=TOKEN, base_url=base) as client,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session,
+    ):
 
         async def raw(url: str) -> Any:
             async with session.get(url, headers=headers) as response:
@@ -136,14 +162,18 @@ async def measure(port: int, rounds: int, requests: int) -> None:
 
         cells: dict[tuple[str, int], dict[str, list[float]]] = {}
         contenders: dict[str, dict[str, Call]] = {
-            "GET one": {"flinkey_async": lambda: client.assignments.get(1),
-                        "raw aiohttp + attrs": raw_one_attrs,
-                        "raw aiohttp, dicts": lambda: raw(one_url)},
-            "list 100": {"flinkey_async": lambda: client.assignments.list_for_car(7),
-                         "raw aiohttp + attrs": raw_many_attrs,
-                         "raw aiohttp, dicts": lambda: raw(many_url)},
+            "GET one": {
+                "flinkey_async": lambda: client.assignments.get(1),
+                "raw aiohttp + attrs": raw_one_attrs,
+                "raw aiohttp, dicts": lambda: raw(one_url),
+            },
+            "list 100": {
+                "flinkey_async": lambda: client.assignments.list_for_car(7),
+                "raw aiohttp + attrs": raw_many_attrs,
+                "raw aiohttp, dicts": lambda: raw(many_url),
+            },
         }
-        for name, calls in contenders.items():  # warm up connections and code paths
+        for calls in contenders.values():  # warm up connections and code paths
             for call in calls.values():
                 await run_round(call, 64, 256)
         for _ in range(rounds):
@@ -152,24 +182,31 @@ async def measure(port: int, rounds: int, requests: int) -> None:
                     count = requests if concurrency == 64 else max(requests // 4, 64)
                     cell = cells.setdefault((name, concurrency), {})
                     for who, call in calls.items():
-                        cell.setdefault(who, []).append(
-                            await run_round(call, concurrency, count))
+                        cell.setdefault(who, []).append(await run_round(call, concurrency, count))
 
-    print(f"requests/s, median of {rounds} interleaved rounds "
-          f"(python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
-          f"{os.cpu_count()} CPUs)")
-    print(f"{'cell':22} {'flinkey_async':>14} {'raw + attrs':>12} {'raw dicts':>10} "
-          f"{'vs attrs':>9} {'vs dicts':>9}")
+    print(
+        f"requests/s, median of {rounds} interleaved rounds "
+        f"(python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
+        f"{os.cpu_count()} CPUs)"
+    )
+    print(
+        f"{'cell':22} {'flinkey_async':>14} {'raw + attrs':>12} {'raw dicts':>10} "
+        f"{'vs attrs':>9} {'vs dicts':>9}"
+    )
     worst = float("inf")
     for (name, concurrency), results in cells.items():
         sdk = statistics.median(results["flinkey_async"])
         attrs_rate = statistics.median(results["raw aiohttp + attrs"])
         dicts = statistics.median(results["raw aiohttp, dicts"])
         worst = min(worst, sdk / attrs_rate)
-        print(f"{name + f', concurrency {concurrency}':22} {sdk:14,.0f} {attrs_rate:12,.0f} "
-              f"{dicts:10,.0f} {sdk / attrs_rate:8.2f}x {sdk / dicts:8.2f}x")
-    print(f"target >= 0.95 x raw aiohttp + attrs in every cell: worst {worst:.2f} "
-          f"({'met' if worst >= 0.95 else 'NOT met'})")
+        print(
+            f"{name + f', concurrency {concurrency}':22} {sdk:14,.0f} {attrs_rate:12,.0f} "
+            f"{dicts:10,.0f} {sdk / attrs_rate:8.2f}x {sdk / dicts:8.2f}x"
+        )
+    print(
+        f"target >= 0.95 x raw aiohttp + attrs in every cell: worst {worst:.2f} "
+        f"({'met' if worst >= 0.95 else 'NOT met'})"
+    )
 
 
 def main() -> None:
@@ -178,8 +215,9 @@ def main() -> None:
         return
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     requests = int(sys.argv[2]) if len(sys.argv) > 2 else 2048
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
-                              text=True)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())

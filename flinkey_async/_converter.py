@@ -84,7 +84,8 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
         offset = value.utcoffset()
     else:
         raise ValidationError(
-            argument, f"expected a timezone-aware datetime, got {type(value).__name__}")
+            argument, f"expected a timezone-aware datetime, got {type(value).__name__}"
+        )
     if offset is None:
         raise ValidationError(
             argument,
@@ -102,8 +103,10 @@ def format_datetime(value: datetime, argument: str = "datetime") -> str:
     if year < 1000:
         return value.isoformat()[:19] + "Z"  # isoformat() pads the year to 4 digits
     digits = _TWO_DIGITS
-    return (f"{year}-{digits[value.month]}-{digits[value.day]}"
-            f"T{digits[value.hour]}:{digits[value.minute]}:{digits[value.second]}Z")
+    return (
+        f"{year}-{digits[value.month]}-{digits[value.day]}"
+        f"T{digits[value.hour]}:{digits[value.minute]}:{digits[value.second]}Z"
+    )
 
 
 def wire_datetime(value: datetime, argument: str = "datetime") -> datetime:
@@ -205,8 +208,9 @@ def _field_hook(tp: Any) -> Callable[[Any], Any]:
     return lambda value: hook(value, tp)
 
 
-def _convert_lines(i: int, tp: Any, check: Callable[[Any], Any], custom: bool,
-                   globs: dict[str, Any]) -> list[str]:
+def _convert_lines(
+    i: int, tp: Any, check: Callable[[Any], Any], custom: bool, globs: dict[str, Any]
+) -> list[str]:
     """Lines that turn ``v{i}`` (not None) into a value of ``tp``, inline where possible."""
     globs[f"__c{i}"] = check
     if not custom and tp is datetime:
@@ -224,10 +228,17 @@ def _make_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
     read once, scalar types checked inline, datetimes parsed inline, no per-field dispatch.
     (On failure, :func:`structure` finds the offending field on a slow path.)"""
     hints = typing.get_type_hints(cls)
-    globs: dict[str, Any] = {"__cls": cls, "__dict": dict, "__MISSING": _MISSING,
-                             "__type_error": _type_error}
-    lines = ["def structure(o, _=None):", "    if o.__class__ is not __dict: __type_error(o)",
-             "    g = o.get"]
+    globs: dict[str, Any] = {
+        "__cls": cls,
+        "__dict": dict,
+        "__MISSING": _MISSING,
+        "__type_error": _type_error,
+    }
+    lines = [
+        "def structure(o, _=None):",
+        "    if o.__class__ is not __dict: __type_error(o)",
+        "    g = o.get",
+    ]
     kwargs: list[str] = []
     for i, a in enumerate(attrs.fields(cls)):
         globs[f"__k{i}"] = wire_name(a)
@@ -279,8 +290,11 @@ def _can_bypass_init(cls: type[Any]) -> bool:
     if "__slots__" not in cls.__dict__ or "__attrs_post_init__" in dir(cls):
         return False
     return all(
-        a.validator is None and a.converter is None and a.init
-        and a.name in cls.__dict__ and hasattr(cls.__dict__[a.name], "__set__")
+        a.validator is None
+        and a.converter is None
+        and a.init
+        and a.name in cls.__dict__
+        and hasattr(cls.__dict__[a.name], "__set__")
         for a in attrs.fields(cls)
     )
 
@@ -322,17 +336,28 @@ def _is_list(tp: Any) -> bool:
 converter.register_structure_hook_func(_is_list, _structure_list)
 
 
-def structure(data: Any, tp: type[T] | Any, *, body: bytes | None = None) -> T:
+def structure(data: Any, tp: type[T], *, body: bytes | None = None) -> T:
     """Structure decoded JSON into ``tp``; any mismatch raises :class:`DecodeError`."""
     try:
         result: T = converter.structure(data, tp)
         return result
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
-            cattrs.BaseValidationError) as exc:
-        what = (f"list of {get_args(tp)[0].__name__}" if get_origin(tp) is list
-                else getattr(tp, "__name__", None) or str(tp))
-        detail = diagnose(data, tp) or (f"missing field {exc}" if isinstance(exc, KeyError)
-                                         else str(exc))
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+        cattrs.BaseValidationError,
+    ) as exc:
+        what = (
+            f"list of {get_args(tp)[0].__name__}"
+            if get_origin(tp) is list
+            else getattr(tp, "__name__", None) or str(tp)
+        )
+        detail = diagnose(data, tp) or (
+            f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        )
         raise DecodeError(f"response is not a valid {what}: {detail}", body=body) from None
 
 
@@ -383,7 +408,7 @@ def loads(body: bytes) -> Any:
         raise DecodeError("response body is not valid JSON", body=body) from None
 
 
-def decode(body: bytes, tp: type[T] | Any) -> T:
+def decode(body: bytes, tp: type[T]) -> T:
     """JSON bytes straight to models: parse, then structure.
 
     A list is structured in place: each parsed object is replaced by its model as soon as it
@@ -399,8 +424,15 @@ def decode(body: bytes, tp: type[T] | Any) -> T:
         try:
             for index, item in enumerate(data):
                 data[index] = hook(item, item_type)
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
-                RecursionError, cattrs.BaseValidationError):
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+            cattrs.BaseValidationError,
+        ):
             # The list is half converted now: diagnose on a fresh parse of the body.
             failed: T = structure(loads(body), tp, body=body)
             return failed

@@ -245,8 +245,9 @@ class Pipeline:
         if deadline is not None and not deadline > 0:
             raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
         if type(max_response_bytes) is not int or max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes must be a positive int, got "
-                             f"{max_response_bytes!r}")
+            raise ValueError(
+                f"max_response_bytes must be a positive int, got {max_response_bytes!r}"
+            )
         self._http_session = session
         self._owns_session = session is None
         self._timeout = timeout
@@ -305,8 +306,9 @@ class Pipeline:
                 async with asyncio.timeout(timeout):
                     await idle.wait()
             except TimeoutError:
-                logger.warning("closing the client with %d requests still in flight",
-                               self._inflight)
+                logger.warning(
+                    "closing the client with %d requests still in flight", self._inflight
+                )
         session, self._http_session = self._http_session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -326,9 +328,14 @@ class Pipeline:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
         headers = self._base_headers()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        response = await self._call("POST", self.url(("oauth2", "token")), headers,
-                                    _token_form(username, password), ("oauth2", "token"),
-                                    authenticate=False)
+        response = await self._call(
+            "POST",
+            self.url(("oauth2", "token")),
+            headers,
+            _token_form(username, password),
+            ("oauth2", "token"),
+            authenticate=False,
+        )
         try:
             data = loads(response.body)
         except DecodeError:
@@ -360,8 +367,9 @@ class Pipeline:
         return self._call(method, self.url(segments, query), headers, json_bytes, segments)
 
     def _base_headers(self) -> RedactedHeaders:
-        return RedactedHeaders({API_KEY_HEADER: self._api_key.reveal(),
-                                "Accept": "application/json"})
+        return RedactedHeaders(
+            {API_KEY_HEADER: self._api_key.reveal(), "Accept": "application/json"}
+        )
 
     async def _token(self, method: str, path: str, deadline_at: float | None) -> Secret:
         """The bearer token: the provider's cached one at once, else fetched (within the
@@ -380,7 +388,8 @@ class Pipeline:
                 raise
             raise RequestTimeoutError(
                 f"{method} {path}: no access token within the client's deadline of "
-                f"{self.deadline} s") from None
+                f"{self.deadline} s"
+            ) from None
 
     async def _call(
         self,
@@ -416,31 +425,41 @@ class Pipeline:
                 error: Exception
                 retry_after: float | None = None
                 try:
-                    response = await self._send(method, url, headers, data,
-                                                self._attempt_timeout(loop, deadline_at))
+                    response = await self._send(
+                        method, url, headers, data, self._attempt_timeout(loop, deadline_at)
+                    )
                 except aiohttp.ConnectionTimeoutError:
                     failure = "connect"
                     error = RequestTimeoutError(
-                        f"{method} {_path_text(segments)}: timed out connecting to {url.host}")
+                        f"{method} {_path_text(segments)}: timed out connecting to {url.host}"
+                    )
                 except aiohttp.ClientConnectorError as exc:
                     failure = "connect"
                     error = TransportError(
                         f"cannot connect to {url.host}:{url.port}: "
-                        f"{exc.os_error.strerror or type(exc.os_error).__name__}")
+                        f"{exc.os_error.strerror or type(exc.os_error).__name__}"
+                    )
                 except _ConnectionLost as exc:
                     failure = "disconnect"
-                    error = self._lost(method, segments, write,
-                                       f"the connection broke ({exc.cause_name})")
+                    error = self._lost(
+                        method, segments, write, f"the connection broke ({exc.cause_name})"
+                    )
                 except TimeoutError:
                     failure = "timeout"
-                    error = (self._unknown(method, segments, "no answer in time", timed_out=True)
-                             if write else
-                             RequestTimeoutError(f"{method} {_path_text(segments)} timed out"))
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-                        aiohttp.ClientPayloadError) as exc:
+                    error = (
+                        self._unknown(method, segments, "no answer in time", timed_out=True)
+                        if write
+                        else RequestTimeoutError(f"{method} {_path_text(segments)} timed out")
+                    )
+                except (
+                    aiohttp.ServerDisconnectedError,
+                    aiohttp.ClientOSError,
+                    aiohttp.ClientPayloadError,
+                ) as exc:
                     failure = "disconnect"
-                    error = self._lost(method, segments, write,
-                                       f"the answer broke off ({type(exc).__name__})")
+                    error = self._lost(
+                        method, segments, write, f"the answer broke off ({type(exc).__name__})"
+                    )
                 except aiohttp.ClientError as exc:
                     failure = "disconnect"
                     error = TransportError(f"{method} {_path_text(segments)}: {type(exc).__name__}")
@@ -448,7 +467,8 @@ class Pipeline:
                     if self._closed:  # aiohttp's state after its session was closed beneath us
                         raise ClientClosedError(
                             f"{method} {_path_text(segments)}: the client was closed while the "
-                            "request was in flight") from None
+                            "request was in flight"
+                        ) from None
                     raise
                 else:
                     status = response.status
@@ -460,13 +480,21 @@ class Pipeline:
                     logger.debug("%s %s -> %s", method, path, status)
                     if 300 <= status < 400:
                         raise UnexpectedRedirectError(
-                            status, _origin(url, response.headers.get("Location")),
-                            method=method, path=path)
-                    api_error = from_response(status, response.headers, response.body,
-                                              method=method, path=path)
-                    if (isinstance(api_error, InvalidTokenError) and token is not None
-                            and not refreshed and self.token_provider is not None
-                            and self.token_provider.invalidate(token.reveal())):
+                            status,
+                            _origin(url, response.headers.get("Location")),
+                            method=method,
+                            path=path,
+                        )
+                    api_error = from_response(
+                        status, response.headers, response.body, method=method, path=path
+                    )
+                    if (
+                        isinstance(api_error, InvalidTokenError)
+                        and token is not None
+                        and not refreshed
+                        and self.token_provider is not None
+                        and self.token_provider.invalidate(token.reveal())
+                    ):
                         refreshed = True
                         continue
                     failure, error = status, api_error
@@ -474,33 +502,44 @@ class Pipeline:
                         retry_after = api_error.retry_after
                 attempt += 1
                 delay = self.retry.delay(method, failure, attempt, retry_after, rng=self._rng)
-                if delay is None or (deadline_at is not None
-                                     and loop.time() + delay >= deadline_at):
+                if delay is None or (
+                    deadline_at is not None and loop.time() + delay >= deadline_at
+                ):
                     raise error
-                logger.info("%s %s failed (%s); retry %d in %.2fs", method,
-                            _path_text(segments), failure, attempt, delay)
+                logger.info(
+                    "%s %s failed (%s); retry %d in %.2fs",
+                    method,
+                    _path_text(segments),
+                    failure,
+                    attempt,
+                    delay,
+                )
                 await _sleep(delay)
         finally:
             self._inflight -= 1
             if not self._inflight and self._idle is not None:
                 self._idle.set()
 
-    def _lost(self, method: str, segments: Sequence[str | int], write: bool,
-              what: str) -> TransportError:
+    def _lost(
+        self, method: str, segments: Sequence[str | int], write: bool, what: str
+    ) -> TransportError:
         if write:
             return self._unknown(method, segments, what)
         return TransportError(f"{method} {_path_text(segments)}: connection lost ({what})")
 
     @staticmethod
-    def _unknown(method: str, segments: Sequence[str | int], what: str, *,
-                 timed_out: bool = False) -> OutcomeUnknownError:
+    def _unknown(
+        method: str, segments: Sequence[str | int], what: str, *, timed_out: bool = False
+    ) -> OutcomeUnknownError:
         return OutcomeUnknownError(
             f"{method} {_path_text(segments)}: {what} after the request was sent; flinkey may "
             "have applied it, so it is not sent again: confirm its outcome before repeating it",
-            timed_out=timed_out)
+            timed_out=timed_out,
+        )
 
-    def _attempt_timeout(self, loop: asyncio.AbstractEventLoop,
-                         deadline_at: float | None) -> aiohttp.ClientTimeout:
+    def _attempt_timeout(
+        self, loop: asyncio.AbstractEventLoop, deadline_at: float | None
+    ) -> aiohttp.ClientTimeout:
         timeout = self._timeout
         if deadline_at is None:
             return timeout
@@ -510,23 +549,39 @@ class Pipeline:
         return attrs.evolve(timeout, total=remaining)
 
     async def _send(
-        self, method: str, url: URL, headers: Mapping[str, str], data: bytes | None,
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        data: bytes | None,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request timeout
     ) -> Response:
         """One attempt: the request, and its body read up to the limits."""
         http = self._http()
         try:
             async with http.request(
-                method, url, headers=headers, data=data, timeout=timeout,
-                allow_redirects=False, proxy=self._proxy, proxy_auth=self._proxy_auth,
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
                 middlewares=self._middlewares,
             ) as resp:
                 status = resp.status
-                limit = (self.max_response_bytes if 200 <= status < 300
-                         else min(self.max_response_bytes, MAX_ERROR_BODY_BYTES))
+                limit = (
+                    self.max_response_bytes
+                    if 200 <= status < 300
+                    else min(self.max_response_bytes, MAX_ERROR_BODY_BYTES)
+                )
                 length = resp.content_length
-                if (length is not None and length <= limit
-                        and "Content-Encoding" not in resp.headers):
+                if (
+                    length is not None
+                    and length <= limit
+                    and "Content-Encoding" not in resp.headers
+                ):
                     body = await resp.read()  # bounded by Content-Length
                 else:
                     body = await _read_bounded(resp, limit, truncate=not 200 <= status < 300)
@@ -550,7 +605,8 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: b
         resp.close()
         raise ResponseTooLargeError(
             f"the response announces {length} bytes, more than the client's limit of "
-            f"{limit} (max_response_bytes)")
+            f"{limit} (max_response_bytes)"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(_CHUNK):
@@ -562,13 +618,16 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: b
                 break
             raise ResponseTooLargeError(
                 f"the response body is larger than the client's limit of {limit} bytes "
-                "(max_response_bytes, counted after decompression)")
+                "(max_response_bytes, counted after decompression)"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _token_form(username: str, password: Secret) -> SecretBody:
     """The password grant's form body (``application/x-www-form-urlencoded``)."""
-    return SecretBody(urlencode({"username": username, "password": password.reveal(),
-                                 "grant_type": "password"}).encode())
-
+    return SecretBody(
+        urlencode(
+            {"username": username, "password": password.reveal(), "grant_type": "password"}
+        ).encode()
+    )

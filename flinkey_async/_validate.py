@@ -13,17 +13,15 @@ from .errors import ValidationError
 __all__ = ["MAX_ID", "check_aware", "check_id", "check_window"]
 
 
-
-
 def check_id(value: Any, argument: str) -> int:
     """A database id: an ``int`` (not ``bool``) from 1 to :data:`MAX_ID` (``int32``, as
     documented)."""
     if type(value) is not int:
-        raise ValidationError(argument,
-                              f"must be an int id, got {type(value).__name__} {value!r}")
+        raise ValidationError(argument, f"must be an int id, got {type(value).__name__} {value!r}")
     if not 0 < value <= MAX_ID:
         raise ValidationError(
-            argument, f"must be a positive id of at most {MAX_ID} (int32), got {value}")
+            argument, f"must be a positive id of at most {MAX_ID} (int32), got {value}"
+        )
     return value
 
 
@@ -48,5 +46,7 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
     sent_end = wire_datetime(end, "end")
     if sent_end <= sent_start:
         raise ValidationError(
-            "end", f"must be after start (as sent, in UTC and whole seconds: end "
-                   f"{format_datetime(sent_end)} is not after start {format_datetime(sent_start)})")
+            "end",
+            f"must be after start (as sent, in UTC and whole seconds: end "
+            f"{format_datetime(sent_end)} is not after start {format_datetime(sent_start)})",
+        )

@@ -28,9 +28,18 @@ import attrs
 
 from .errors import DecodeError, ValidationError
 
-__all__ = ["MAX_TOKEN_LIFETIME", "MIN_TOKEN_LIFETIME", "PasswordGrant", "Secret", "StaticToken",
-           "TokenProvider", "TokenResponse", "as_secret", "is_header_safe",
-           "parse_token_response"]
+__all__ = [
+    "MAX_TOKEN_LIFETIME",
+    "MIN_TOKEN_LIFETIME",
+    "PasswordGrant",
+    "Secret",
+    "StaticToken",
+    "TokenProvider",
+    "TokenResponse",
+    "as_secret",
+    "is_header_safe",
+    "parse_token_response",
+]
 
 
 class Secret:
@@ -65,8 +74,10 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        return hmac.compare_digest(self._value.encode("utf-8", "surrogatepass"),
-                                   other._value.encode("utf-8", "surrogatepass"))
+        return hmac.compare_digest(
+            self._value.encode("utf-8", "surrogatepass"),
+            other._value.encode("utf-8", "surrogatepass"),
+        )
 
     def __hash__(self) -> int:
         return hash((Secret, self._value))
@@ -138,11 +149,13 @@ def _expires_in(raw: Any) -> float:
         expires_in = float(raw)
     except (TypeError, ValueError, OverflowError):
         raise DecodeError(
-            f"token response has an invalid expires_in ({type(raw).__name__})") from None
+            f"token response has an invalid expires_in ({type(raw).__name__})"
+        ) from None
     if not 0 < expires_in <= MAX_TOKEN_LIFETIME:  # also NaN and infinities
         raise DecodeError(
             "token response has an expires_in that is not a number of seconds between 0 and "
-            f"{MAX_TOKEN_LIFETIME:.0f}")
+            f"{MAX_TOKEN_LIFETIME:.0f}"
+        )
     return expires_in
 
 
@@ -168,8 +181,10 @@ def parse_token_response(data: Any) -> TokenResponse:
     fields = dict(data)
     token = _take_token(fields)
     if token is None:
-        raise DecodeError("token response has no access_token that can be sent as a header "
-                          "(missing, empty, not a string, or with spaces or control characters)")
+        raise DecodeError(
+            "token response has no access_token that can be sent as a header "
+            "(missing, empty, not a string, or with spaces or control characters)"
+        )
     return TokenResponse(token, _expires_in(fields.get("expires_in", 3600)))
 
 
@@ -199,8 +214,11 @@ class StaticToken:
         secret = as_secret(token, "token")
         del token
         if not secret or not is_header_safe(secret.reveal()):
-            raise ValidationError("token", "must be a non-empty string of printable ASCII "
-                                  "characters without spaces (as sent in a header)")
+            raise ValidationError(
+                "token",
+                "must be a non-empty string of printable ASCII "
+                "characters without spaces (as sent in a header)",
+            )
         self._token = secret
 
     def cached(self) -> str:
@@ -313,8 +331,9 @@ class PasswordGrant:
             self._failures = 0
             return
         self._failures += 1
-        backoff = min(self._max_failure_backoff,
-                      self._failure_backoff * 2.0 ** (self._failures - 1))
+        backoff = min(
+            self._max_failure_backoff, self._failure_backoff * 2.0 ** (self._failures - 1)
+        )
         self._failure = error
         self._failed_until = self._clock() + backoff
 

@@ -89,24 +89,34 @@ class FlinkeyClient(Resources):
         password_secret = as_secret(password, "password")
         del api_key, token, password
         if not key or not is_header_safe(key.reveal()):
-            raise ValidationError("api_key", "must be a non-empty string of printable ASCII "
-                                  "characters without spaces (as sent in a header)")
+            raise ValidationError(
+                "api_key",
+                "must be a non-empty string of printable ASCII "
+                "characters without spaces (as sent in a header)",
+            )
         check_id(customer_id, "customer_id")
         if token_secret is not None and (username is not None or password_secret is not None):
             raise TypeError("give either token= or username= and password=, not both")
         if token_secret is None and (not username or not password_secret):
             raise TypeError("credentials missing: give token= or both username= and password=")
         pipeline = Pipeline(
-            api_key=key, customer_id=customer_id, base_url=base_url, session=session,
-            timeout=timeout, retry=retry, connection_limit=connection_limit, deadline=deadline,
-            max_response_bytes=max_response_bytes, trust_env=trust_env, proxy=proxy,
+            api_key=key,
+            customer_id=customer_id,
+            base_url=base_url,
+            session=session,
+            timeout=timeout,
+            retry=retry,
+            connection_limit=connection_limit,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
+            trust_env=trust_env,
+            proxy=proxy,
         )
         if token_secret is not None:
             pipeline.token_provider = StaticToken(token_secret)
         else:
             assert username is not None and password_secret is not None
-            pipeline.token_provider = PasswordGrant(username, password_secret,
-                                                    pipeline.fetch_token)
+            pipeline.token_provider = PasswordGrant(username, password_secret, pipeline.fetch_token)
         self._pipeline = pipeline
         self._context = Context(pipeline, tracker)
 
@@ -152,9 +162,13 @@ class FlinkeyClient(Resources):
         pipeline = getattr(self, "_pipeline", None)
         if pipeline is None:  # a constructor that raised: repr must still work
             return "FlinkeyClient(<not set up>)"
-        return (f"FlinkeyClient(base_url={str(pipeline.base_url)!r}, "
-                f"customer_id={pipeline.customer_id})")
+        return (
+            f"FlinkeyClient(base_url={str(pipeline.base_url)!r}, "
+            f"customer_id={pipeline.customer_id})"
+        )
 
     def __reduce__(self) -> Any:
-        raise TypeError("a FlinkeyClient cannot be pickled: it holds credentials and a "
-                        "connection pool; make one per process")
+        raise TypeError(
+            "a FlinkeyClient cannot be pickled: it holds credentials and a "
+            "connection pool; make one per process"
+        )

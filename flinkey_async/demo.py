@@ -33,8 +33,9 @@ async def run_demo(write_delay: float = 0.2) -> int:
     async def on_event(event: object) -> None:
         events.append(repr(event))
 
-    receiver = web.AppRunner(webhook_app(secret=secret, tracker=tracker, handler=on_event),
-                             access_log=None)
+    receiver = web.AppRunner(
+        webhook_app(secret=secret, tracker=tracker, handler=on_event), access_log=None
+    )
     await receiver.setup()
     site = web.TCPSite(receiver, "127.0.0.1", 0)
     await site.start()
@@ -45,9 +46,14 @@ async def run_demo(write_delay: float = 0.2) -> int:
         async with Sandbox(config) as sandbox:
             assert sandbox.url is not None
             _say(f"sandbox: {sandbox.url}   webhook receiver: {hook_url}")
-            async with FlinkeyClient(config.api_key, 1, username=config.username,
-                                     password=config.password, base_url=sandbox.url,
-                                     tracker=tracker) as client:
+            async with FlinkeyClient(
+                config.api_key,
+                1,
+                username=config.username,
+                password=config.password,
+                base_url=sandbox.url,
+                tracker=tracker,
+            ) as client:
                 await _tour(client)
             _say(f"\n{len(events)} webhook events received and verified (Secret header).")
     finally:
@@ -60,8 +66,9 @@ async def _tour(client: FlinkeyClient) -> None:
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 
     _say("\n1. Create an assignment (PUT /assignments answers 204; the outcome comes by webhook)")
-    op = await client.assignments.create(car_id=car_id, user_id=user_id, start=start,
-                                         end=start + timedelta(days=7), lifetime=1209600)
+    op = await client.assignments.create(
+        car_id=car_id, user_id=user_id, start=start, end=start + timedelta(days=7), lifetime=1209600
+    )
     _say(f"   sent: {op.describe()}, checksum {op.checksum}")
     outcome = await op.wait(timeout=10)
     assignment_id = outcome.assignment_id
@@ -77,7 +84,8 @@ async def _tour(client: FlinkeyClient) -> None:
 
     _say("\n3. Update it with a JSON Patch: no end date any more, a shorter lifetime")
     op = await client.assignments.update(
-        assignment_id, JsonPatch().remove("/end").replace("/lifetime", 691200))
+        assignment_id, JsonPatch().remove("/end").replace("/lifetime", 691200)
+    )
     await op.wait(timeout=10)
     _say(f"   confirmed: {await client.assignments.get(assignment_id)!r}")
 
@@ -90,10 +98,10 @@ async def _tour(client: FlinkeyClient) -> None:
 
     _say("\n5. Mistakes caught before anything is sent")
     for attempt in (
-        lambda: client.assignments.create(car_id=car_id, user_id=user_id,
-                                          start=datetime(2026, 3, 1, 8)),
-        lambda: client.assignments.create(car_id=car_id, user_id=user_id, start=start,
-                                          lifetime=60),
+        lambda: client.assignments.create(
+            car_id=car_id, user_id=user_id, start=datetime(2026, 3, 1, 8)
+        ),
+        lambda: client.assignments.create(car_id=car_id, user_id=user_id, start=start, lifetime=60),
         lambda: client.assignments.list_for_car(car_id, query=Query().filter(F.usr_id == 1)),
     ):
         try:

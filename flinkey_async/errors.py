@@ -85,8 +85,7 @@ class FlinkeyError(Exception):
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
-def _rebuild(cls: type[FlinkeyError], args: tuple[Any, ...],
-             state: dict[str, Any]) -> FlinkeyError:
+def _rebuild(cls: type[FlinkeyError], args: tuple[Any, ...], state: dict[str, Any]) -> FlinkeyError:
     error = cls.__new__(cls)
     error.args = args
     error.__dict__.update(state)
@@ -173,9 +172,16 @@ class RateLimitError(FlinkeyApiError):
     """429: rate limit exceeded. ``retry_after`` is the wait in seconds the server asked for,
     from the ``Retry-After`` header or the "Try again in N seconds" text, else ``None``."""
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None,
-                 trace_id: str | None = None, method: str | None = None,
-                 path: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        trace_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(status, message, trace_id=trace_id, method=method, path=path)
 
@@ -193,15 +199,23 @@ class UnexpectedRedirectError(FlinkeyApiError):
     ``Location`` header. Check ``base_url``: it may name an old or a wrong host.
     """
 
-    def __init__(self, status: int, location_origin: str | None, *,
-                 method: str | None = None, path: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        location_origin: str | None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         self.location_origin = location_origin
         target = f"a redirect to {location_origin}" if location_origin else "a redirect"
         super().__init__(
             status,
             f"the API answered with {target}, which is not followed (flinkey documents no "
             "redirects, and credentials are only sent to the API's own origin); check base_url",
-            method=method, path=path)
+            method=method,
+            path=path,
+        )
 
 
 class DecodeError(FlinkeyError):
@@ -239,8 +253,7 @@ class OutcomeUnknownError(TransportError):
     two cases apart; ``operation`` is the pending write when the SDK can still confirm it.
     """
 
-    def __init__(self, message: str, *, timed_out: bool = False,
-                 operation: Any = None) -> None:
+    def __init__(self, message: str, *, timed_out: bool = False, operation: Any = None) -> None:
         self.timed_out = timed_out
         self.operation = operation
         super().__init__(message)
@@ -380,8 +393,14 @@ def from_response(
     """
     message, trace_id = _parse_body(body)
     if status == 429:
-        return RateLimitError(status, message, retry_after=parse_retry_after(headers, message),
-                              trace_id=trace_id, method=method, path=path)
+        return RateLimitError(
+            status,
+            message,
+            retry_after=parse_retry_after(headers, message),
+            trace_id=trace_id,
+            method=method,
+            path=path,
+        )
     cls: type[FlinkeyApiError]
     if status == 401:
         lowered = message.lower()

@@ -112,8 +112,8 @@ class JsonPatch:
     def _add(self, operation: PatchOperation) -> JsonPatch:
         if any(existing.path == operation.path for existing in self.operations):
             raise ValidationError(
-                "patch", f"path {operation.path!r} is already in this patch; each path may "
-                "appear once"
+                "patch",
+                f"path {operation.path!r} is already in this patch; each path may appear once",
             )
         patch = object.__new__(JsonPatch)
         patch.__attrs_init__(self.schema, (*self.operations, operation))
@@ -168,8 +168,11 @@ class JsonPatch:
         """The replaced values by attribute name (``{"end": datetime(...), "lifetime": ...}``),
         as sent: datetimes in UTC with whole seconds, ``None`` for ``null``."""
         field = self.schema.field
-        return {field(op.path).attribute: op.python_value for op in self.operations
-                if op.op == "replace"}
+        return {
+            field(op.path).attribute: op.python_value
+            for op in self.operations
+            if op.op == "replace"
+        }
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -188,4 +191,3 @@ class JsonPatch:
             for op in self.operations
         )
         return f"JsonPatch({self.schema.resource}: {ops or 'empty'})"
-

@@ -58,8 +58,9 @@ class RetryPolicy:
     backoff_base: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     backoff_max: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
     max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
-    jitter: float = attrs.field(default=0.25, validator=[attrs.validators.ge(0),
-                                                         attrs.validators.le(1)])
+    jitter: float = attrs.field(
+        default=0.25, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    )
     min_delay: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
 
     @classmethod

@@ -74,8 +74,13 @@ if _HAVE_PYTEST_ASYNCIO:
             raise RuntimeError("the sandbox has no customer: seed one with store.add_customer()")
         config = flinkey_sandbox.config
         assert flinkey_sandbox.url is not None
-        async with FlinkeyClient(config.api_key, customers[0], username=config.username,
-                                 password=config.password, base_url=flinkey_sandbox.url) as client:
+        async with FlinkeyClient(
+            config.api_key,
+            customers[0],
+            username=config.username,
+            password=config.password,
+            base_url=flinkey_sandbox.url,
+        ) as client:
             yield client
 
 else:  # pragma: no cover

@@ -6,7 +6,8 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from recording import RecordingServer
+
+from tests.support.recording import RecordingServer
 
 # Every event loop of the suite runs in asyncio's debug mode (asyncio reads this variable
 # whenever a loop is made): never-awaited coroutines and unclosed resources are reported.

@@ -113,7 +113,8 @@ def check_lifetimes(lifetime: Any, renewable_after: Any) -> None:
     if lifetime is not None:
         if type(lifetime) is not int:
             raise ValidationError(
-                "lifetime", f"must be an int (seconds), got {type(lifetime).__name__}")
+                "lifetime", f"must be an int (seconds), got {type(lifetime).__name__}"
+            )
         if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
             raise ValidationError(
                 "lifetime",
@@ -194,8 +195,9 @@ ASSIGNMENT_PATCH = PatchSchema(
         PatchField.of("user_id", ValueKind.ID),
         PatchField.of("start", ValueKind.DATETIME, nullable=False, removable=False),
         PatchField.of("end", ValueKind.DATETIME),
-        PatchField.of("lifetime", ValueKind.SECONDS, check=_check_lifetime_value,
-                   resets_to_default=True),
+        PatchField.of(
+            "lifetime", ValueKind.SECONDS, check=_check_lifetime_value, resets_to_default=True
+        ),
         PatchField.of("renewable_after", ValueKind.SECONDS, resets_to_default=True),
     ),
     rules=(_patch_rules,),
@@ -225,12 +227,22 @@ class AssignmentPayload:
 CreateKey: TypeAlias = tuple[int, int, int, datetime, datetime | None]
 
 
-def create_key(customer_id: int, car_id: int | None, user_id: int | None,
-               start: datetime | None, end: datetime | None) -> CreateKey | None:
+def create_key(
+    customer_id: int,
+    car_id: int | None,
+    user_id: int | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> CreateKey | None:
     """What ties a create to its webhook (which has no id when the create failed): the
     customer, car, user, start and end, datetimes in UTC whole seconds; ``None`` when the car,
     the user or the start is unknown."""
     if car_id is None or user_id is None or start is None:
         return None
-    return (customer_id, car_id, user_id, wire_datetime(start, "start"),
-            None if end is None else wire_datetime(end, "end"))
+    return (
+        customer_id,
+        car_id,
+        user_id,
+        wire_datetime(start, "start"),
+        None if end is None else wire_datetime(end, "end"),
+    )

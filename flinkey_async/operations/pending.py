@@ -86,8 +86,7 @@ class Tracker(Protocol):
     def discard(self, op: PendingOperation) -> None:
         """``op`` could not be sent: stop looking for it."""
 
-    async def wait(self, op: PendingOperation,
-                   timeout: float | None) -> OperationOutcome:  # noqa: ASYNC109
+    async def wait(self, op: PendingOperation, timeout: float | None) -> OperationOutcome:  # noqa: ASYNC109
         """The outcome of ``op``; raises :class:`OperationFailedError` or
         :class:`OperationTimeoutError`."""
         ...
@@ -305,8 +304,12 @@ class PendingOperation:
         raise self._failed(self._state.failure)
 
     # -- polling -----------------------------------------------------------------------------
-    async def _poll(self, timeout: float | None, interval: float,  # noqa: ASYNC109
-                    max_interval: float) -> OperationOutcome:
+    async def _poll(
+        self,
+        timeout: float | None,  # noqa: ASYNC109 - a duration, applied with asyncio.timeout
+        interval: float,
+        max_interval: float,
+    ) -> OperationOutcome:
         probe = self._probe
         if probe is None:
             raise RuntimeError(

@@ -61,16 +61,25 @@ class Resource:
             )
         return query
 
-    async def _get(self, segments: Sequence[str | int], model: Any,
-                   query: Query | None = None, *, customer_scoped: bool = True) -> Any:
+    async def _get(
+        self,
+        segments: Sequence[str | int],
+        model: Any,
+        query: Query | None = None,
+        *,
+        customer_scoped: bool = True,
+    ) -> Any:
         response = await self._pipeline.request(
-            "GET", segments, query=query.encoded() if query is not None else None,
+            "GET",
+            segments,
+            query=query.encoded() if query is not None else None,
             customer_scoped=customer_scoped,
         )
         return response.decode(model)
 
-    async def _iterate(self, segments: Sequence[str | int], item: type[T],
-                       query: Query | None, page_size: int) -> AsyncIterator[T]:
+    async def _iterate(
+        self, segments: Sequence[str | int], item: type[T], query: Query | None, page_size: int
+    ) -> AsyncIterator[T]:
         """Walk ``$skip``/``$top`` pages lazily; a caller's ``$top`` is an overall limit and a
         page shorter than the page size ends the iteration. Items beyond what a page asked for
         (a server that ignored ``$top``) are not yielded."""
@@ -99,14 +108,23 @@ class Resource:
         so a confirmation webhook that arrives before the 204 is not missed.
         """
         data = encode_json(body) if body is not None else None
-        checksum = body_checksum(data if data is not None else
-                                 f"{method} /{'/'.join(map(str, segments))}".encode())
+        checksum = body_checksum(
+            data if data is not None else f"{method} /{'/'.join(map(str, segments))}".encode()
+        )
         tracker = self._context.tracker
-        op = PendingOperation(kind=kind, customer_id=self._pipeline.customer_id,
-                              assignment_id=assignment_id, body=body, checksum=checksum,
-                              sent_at=datetime.now(UTC), description=description,
-                              create_key=create_key, request=request, probe=probe,
-                              watcher=tracker)
+        op = PendingOperation(
+            kind=kind,
+            customer_id=self._pipeline.customer_id,
+            assignment_id=assignment_id,
+            body=body,
+            checksum=checksum,
+            sent_at=datetime.now(UTC),
+            description=description,
+            create_key=create_key,
+            request=request,
+            probe=probe,
+            watcher=tracker,
+        )
         if tracker is not None:
             tracker.expect(op)
         try:

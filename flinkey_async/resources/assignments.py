@@ -61,28 +61,33 @@ class Assignments(Resource):
         check_id(car_id, "car_id")
         query = self._checked_query(query, CarAssignment, "car assignments")
         result: list[CarAssignment] = await self._get(
-            ("cars", car_id, "assignments"), list[CarAssignment], query)
+            ("cars", car_id, "assignments"), list[CarAssignment], query
+        )
         return result
 
-    async def list_for_user(self, user_id: int, *,
-                            query: Query | None = None) -> list[UserAssignment]:
+    async def list_for_user(
+        self, user_id: int, *, query: Query | None = None
+    ) -> list[UserAssignment]:
         """The user's assignments (``GET /users/{userId}/assignments``). Items carry no user id
         and their ``car_id`` may be ``None``."""
         check_id(user_id, "user_id")
         query = self._checked_query(query, UserAssignment, "user assignments")
         result: list[UserAssignment] = await self._get(
-            ("users", user_id, "assignments"), list[UserAssignment], query)
+            ("users", user_id, "assignments"), list[UserAssignment], query
+        )
         return result
 
-    def iter_for_car(self, car_id: int, *, query: Query | None = None,
-                     page_size: int = 100) -> AsyncIterator[CarAssignment]:
+    def iter_for_car(
+        self, car_id: int, *, query: Query | None = None, page_size: int = 100
+    ) -> AsyncIterator[CarAssignment]:
         """All of the car's assignments, fetched lazily ``page_size`` at a time."""
         check_id(car_id, "car_id")
         query = self._checked_query(query, CarAssignment, "car assignments")
         return self._iterate(("cars", car_id, "assignments"), CarAssignment, query, page_size)
 
-    def iter_for_user(self, user_id: int, *, query: Query | None = None,
-                      page_size: int = 100) -> AsyncIterator[UserAssignment]:
+    def iter_for_user(
+        self, user_id: int, *, query: Query | None = None, page_size: int = 100
+    ) -> AsyncIterator[UserAssignment]:
         """All of the user's assignments, fetched lazily ``page_size`` at a time."""
         check_id(user_id, "user_id")
         query = self._checked_query(query, UserAssignment, "user assignments")
@@ -115,10 +120,15 @@ class Assignments(Resource):
         check_lifetimes(lifetime, renewable_after)
         request = NewAssignment(car_id, user_id, start, end, lifetime, renewable_after)
         return await self._write(
-            "create", "PUT", ("assignments",), unstructure(request), request=request,
+            "create",
+            "PUT",
+            ("assignments",),
+            unstructure(request),
+            request=request,
             description=f"create of an assignment (car {car_id}, user {user_id})",
             create_key=create_key(self._pipeline.customer_id, car_id, user_id, start, end),
-            probe=self._observe_create)
+            probe=self._observe_create,
+        )
 
     async def update(self, assignment_id: int, patch: JsonPatch) -> PendingOperation:
         """Change an assignment with a :class:`~flinkey_async.JsonPatch`
@@ -127,18 +137,29 @@ class Assignments(Resource):
         if not isinstance(patch, JsonPatch):
             raise TypeError(f"patch must be a flinkey_async.JsonPatch, got {type(patch).__name__}")
         body = patch.to_body(ASSIGNMENT_PATCH)
-        return await self._write("update", "PATCH", ("assignments", assignment_id), body,
-                                 assignment_id=assignment_id, request=patch,
-                                 description=f"update of assignment {assignment_id}",
-                                 probe=self._observe_update)
+        return await self._write(
+            "update",
+            "PATCH",
+            ("assignments", assignment_id),
+            body,
+            assignment_id=assignment_id,
+            request=patch,
+            description=f"update of assignment {assignment_id}",
+            probe=self._observe_update,
+        )
 
     async def delete(self, assignment_id: int) -> PendingOperation:
         """Remove an assignment (``DELETE /assignments/{assignmentId}``)."""
         check_id(assignment_id, "assignment_id")
-        return await self._write("delete", "DELETE", ("assignments", assignment_id), None,
-                                 assignment_id=assignment_id,
-                                 description=f"delete of assignment {assignment_id}",
-                                 probe=self._observe_delete)
+        return await self._write(
+            "delete",
+            "DELETE",
+            ("assignments", assignment_id),
+            None,
+            assignment_id=assignment_id,
+            description=f"delete of assignment {assignment_id}",
+            probe=self._observe_delete,
+        )
 
     # -- polling probes (one poll each; see PendingOperation.wait) ------------------------------
     async def _observe_delete(self, op: PendingOperation) -> tuple[OperationOutcome | None, str]:
@@ -154,8 +175,10 @@ class Assignments(Resource):
         try:
             current = await self.get(op.assignment_id)
         except NotFoundError:
-            op.fail(f"assignment {op.assignment_id} does not exist "
-                    "(GET /assignments/{id} answered 404 while polling)")
+            op.fail(
+                f"assignment {op.assignment_id} does not exist "
+                "(GET /assignments/{id} answered 404 while polling)"
+            )
         expected = expected_after_patch(op.body)
         differing = sorted(k for k, v in expected.items() if getattr(current, k) != v)
         if not differing:
@@ -168,17 +191,23 @@ class Assignments(Resource):
         try:
             items = await self.list_for_car(request.car_id)
         except NotFoundError:
-            op.fail(f"car {request.car_id} does not exist "
-                    "(GET /cars/{carId}/assignments answered 404 while polling)")
+            op.fail(
+                f"car {request.car_id} does not exist "
+                "(GET /cars/{carId}/assignments answered 404 while polling)"
+            )
         key = op.create_key
-        found = [item for item in items
-                 if create_key(op.customer_id, request.car_id, item.user_id, item.start,
-                               item.end) == key]
+        found = [
+            item
+            for item in items
+            if create_key(op.customer_id, request.car_id, item.user_id, item.start, item.end) == key
+        ]
         if found:
             item = max(found, key=lambda a: a.id)
             return OperationOutcome(op, item.id, False, assignment=item), "found"
-        return None, (f"no assignment of car {request.car_id} has user {request.user_id} and "
-                      "the start and end sent")
+        return None, (
+            f"no assignment of car {request.car_id} has user {request.user_id} and "
+            "the start and end sent"
+        )
 
 
 def expected_after_patch(body: Any) -> dict[str, Any]:
@@ -206,8 +235,9 @@ def expected_after_patch(body: Any) -> dict[str, Any]:
                 expected[field.attribute] = None
             continue
         try:
-            expected[field.attribute] = (parse_datetime(value) if field.kind is ValueKind.DATETIME
-                                         else int(value))
+            expected[field.attribute] = (
+                parse_datetime(value) if field.kind is ValueKind.DATETIME else int(value)
+            )
         except (TypeError, ValueError):
             continue
     return expected

@@ -19,6 +19,7 @@ class Customers(Resource):
         header), OData ``query`` applied by the server. Ids arrive as strings or numbers and
         are ``int`` here."""
         query = self._checked_query(query, Customer, "customers")
-        result: list[Customer] = await self._get(("customers",), list[Customer], query,
-                                                 customer_scoped=False)
+        result: list[Customer] = await self._get(
+            ("customers",), list[Customer], query, customer_scoped=False
+        )
         return result

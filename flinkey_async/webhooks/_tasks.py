@@ -32,7 +32,6 @@ class LRU(OrderedDict[Any, Any]):
             self.popitem(last=False)
 
 
-
 class Warnings:
     """Rate-limited warnings: at most one per reason per ``interval`` seconds; the next one
     says how many were suppressed meanwhile."""
@@ -95,15 +94,22 @@ class Callbacks:
             _discard(result)
             self.dropped += 1
             self._warnings.warn(
-                "dropped", "the webhook %s was not called on %s: %d calls are running or "
-                "waiting already", self.what, describe_event(event), len(self.tasks))
+                "dropped",
+                "the webhook %s was not called on %s: %d calls are running or waiting already",
+                self.what,
+                describe_event(event),
+                len(self.tasks),
+            )
             return False
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called from outside the event loop: nowhere to run it
             _discard(result)
-            logger.error("the webhook %s was not called on %s: no running event loop",
-                         self.what, describe_event(event))
+            logger.error(
+                "the webhook %s was not called on %s: no running event loop",
+                self.what,
+                describe_event(event),
+            )
             return False
         if self._slots is None or (self._loop is not loop and not self.tasks):
             self._slots = asyncio.Semaphore(self.limit)
@@ -113,8 +119,9 @@ class Callbacks:
         task.add_done_callback(self.tasks.discard)
         return True
 
-    async def _run(self, awaitable: Awaitable[None], event: AssignmentEvent,
-                   slots: asyncio.Semaphore) -> None:
+    async def _run(
+        self, awaitable: Awaitable[None], event: AssignmentEvent, slots: asyncio.Semaphore
+    ) -> None:
         try:
             async with slots:
                 await awaitable
@@ -128,7 +135,6 @@ def _discard(awaitable: Awaitable[Any]) -> None:
     """Close a coroutine that will not be awaited (no "never awaited" warning)."""
     if inspect.iscoroutine(awaitable):
         awaitable.close()
-
 
 
 def describe_event(event: AssignmentEvent) -> str:

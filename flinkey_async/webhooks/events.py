@@ -149,8 +149,7 @@ def secret_problem(headers: Mapping[str, str], secret: Secret) -> str | None:
     if not values:
         return f"the webhook request has no {SECRET_HEADER} header"
     if not _all_match(values, secret):
-        return (f"the webhook request's {SECRET_HEADER} header does not match the configured "
-                "secret")
+        return f"the webhook request's {SECRET_HEADER} header does not match the configured secret"
     return None
 
 
@@ -206,7 +205,9 @@ def _possible_kinds(wire: AssignmentPayload, body: bytes) -> frozenset[EventKind
         if not has_fields:
             raise WebhookPayloadError(
                 "webhook payload is malformed: without an assignmentId it can only report a "
-                "failed create, which carries carId, userId and start", body=body)
+                "failed create, which carries carId, userId and start",
+                body=body,
+            )
         return frozenset({"create"})
     if wire.operation_succeeded and has_fields:
         return KINDS
@@ -256,14 +257,16 @@ def parse_body(body: bytes | str, kind: EventKind | None, max_bytes: int) -> Ass
         data_bytes = body
     if len(data_bytes) > max_bytes:
         raise WebhookPayloadError(
-            f"webhook body is {len(data_bytes)} bytes, more than the {max_bytes} accepted")
+            f"webhook body is {len(data_bytes)} bytes, more than the {max_bytes} accepted"
+        )
     try:
         data = loads(data_bytes)
     except Exception:  # DecodeError (orjson's errors are wrapped)
         raise WebhookPayloadError("webhook body is not valid JSON", body=data_bytes) from None
     if not isinstance(data, dict):
         raise WebhookPayloadError(
-            f"webhook body must be a JSON object, got {type(data).__name__}", body=data_bytes)
+            f"webhook body must be a JSON object, got {type(data).__name__}", body=data_bytes
+        )
     wire = _structure_wire(data, data_bytes)
     moments: dict[str, datetime | None] = {}
     for key in _DATETIME_KEYS:
@@ -272,22 +275,26 @@ def parse_body(body: bytes | str, kind: EventKind | None, max_bytes: int) -> Ass
         except (OverflowError, ValueError):
             raise WebhookPayloadError(
                 f"webhook payload is malformed: field {key!r} is not a datetime representable "
-                "in UTC", body=data_bytes) from None
+                "in UTC",
+                body=data_bytes,
+            ) from None
     possible = _possible_kinds(wire, data_bytes)
     if kind is not None:
         if kind == "create" and not _has_fields(wire):
             raise WebhookPayloadError(
-                "webhook payload on the create route lacks carId, userId or start",
-                body=data_bytes)
+                "webhook payload on the create route lacks carId, userId or start", body=data_bytes
+            )
         if kind != "create" and wire.assignment_id is None:
             raise WebhookPayloadError(
-                f"webhook payload on the {kind} route has no assignmentId", body=data_bytes)
+                f"webhook payload on the {kind} route has no assignmentId", body=data_bytes
+            )
         possible = frozenset({kind})
     resolved: EventKind | None = next(iter(possible)) if len(possible) == 1 else None
     fields = {name: getattr(wire, name) for name in _PAYLOAD_FIELDS}
     fields.update(moments)
-    return AssignmentEvent(**fields, kind=resolved, possible_kinds=possible,
-                           payload=MappingProxyType(data))
+    return AssignmentEvent(
+        **fields, kind=resolved, possible_kinds=possible, payload=MappingProxyType(data)
+    )
 
 
 def parse_webhook(

@@ -170,8 +170,9 @@ class WebhookReceiver:
         self.stats = ReceiverStats()
         self._recent = LRU(memory)
         self._warnings = Warnings(warning_interval)
-        self._callbacks = Callbacks("handler", limit=max_handler_tasks,
-                                     backlog=max_handler_backlog, warnings=self._warnings)
+        self._callbacks = Callbacks(
+            "handler", limit=max_handler_tasks, backlog=max_handler_backlog, warnings=self._warnings
+        )
 
     def __repr__(self) -> str:
         secured = "with secret" if self._secret is not None else "without secret"
@@ -227,7 +228,8 @@ class WebhookReceiver:
                 body = await self._read(request)
         except TimeoutError:
             raise _BodyTimeout(
-                f"webhook body not received within {self.body_timeout:g} s") from None
+                f"webhook body not received within {self.body_timeout:g} s"
+            ) from None
         return parse_body(body, kind, self.max_bytes)
 
     async def _refuse(self, request: web.Request, exc: WebhookError) -> web.Response:
@@ -312,8 +314,9 @@ class WebhookReceiver:
             await asyncio.wait(tasks, timeout=None if remaining == math.inf else remaining)
         if not tasks:
             return
-        logger.warning("cancelling %d webhook handler calls still running after %g s",
-                       len(tasks), limit)
+        logger.warning(
+            "cancelling %d webhook handler calls still running after %g s", len(tasks), limit
+        )
         for task in tasks:
             task.cancel()
         _done, stuck = await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
@@ -366,12 +369,18 @@ def add_webhook_routes(
     secret = wrap_secret(secret)
     if not path.startswith("/") or (path.endswith("/") and path != "/"):
         raise ValueError(f"path must start with '/' and not end with '/', got {path!r}")
-    receiver = WebhookReceiver(secret=secret, tracker=tracker, handler=handler,
-                               max_bytes=max_bytes, memory=memory, body_timeout=body_timeout,
-                               max_handler_tasks=max_handler_tasks,
-                               max_handler_backlog=max_handler_backlog,
-                               shutdown_timeout=shutdown_timeout,
-                               warning_interval=warning_interval)
+    receiver = WebhookReceiver(
+        secret=secret,
+        tracker=tracker,
+        handler=handler,
+        max_bytes=max_bytes,
+        memory=memory,
+        body_timeout=body_timeout,
+        max_handler_tasks=max_handler_tasks,
+        max_handler_backlog=max_handler_backlog,
+        shutdown_timeout=shutdown_timeout,
+        warning_interval=warning_interval,
+    )
     router = target.router if isinstance(target, web.Application) else target
 
     async def any_kind(request: web.Request) -> web.Response:
@@ -381,7 +390,10 @@ def add_webhook_routes(
     if per_kind_routes:
         base = path.rstrip("/")
         routes: tuple[tuple[str, EventKind], ...] = (
-            ("created", "create"), ("updated", "update"), ("deleted", "delete"))
+            ("created", "create"),
+            ("updated", "update"),
+            ("deleted", "delete"),
+        )
         for suffix, kind in routes:
             router.add_post(f"{base}/{suffix}", _route_for(receiver, kind))
     if isinstance(target, web.Application):
@@ -389,8 +401,9 @@ def add_webhook_routes(
     return receiver
 
 
-def _route_for(receiver: WebhookReceiver,
-               kind: EventKind) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _route_for(
+    receiver: WebhookReceiver, kind: EventKind
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def one_kind(request: web.Request) -> web.Response:
         return await receiver.handle(request, kind)
 
@@ -418,9 +431,18 @@ def webhook_app(
     secret = wrap_secret(secret)
     app = web.Application(client_max_size=max_bytes)
     app[WEBHOOK_RECEIVER_KEY] = add_webhook_routes(
-        app, secret=secret, tracker=tracker, handler=handler, path=path,
-        per_kind_routes=per_kind_routes, max_bytes=max_bytes, memory=memory,
-        body_timeout=body_timeout, max_handler_tasks=max_handler_tasks,
-        max_handler_backlog=max_handler_backlog, shutdown_timeout=shutdown_timeout,
-        warning_interval=warning_interval)
+        app,
+        secret=secret,
+        tracker=tracker,
+        handler=handler,
+        path=path,
+        per_kind_routes=per_kind_routes,
+        max_bytes=max_bytes,
+        memory=memory,
+        body_timeout=body_timeout,
+        max_handler_tasks=max_handler_tasks,
+        max_handler_backlog=max_handler_backlog,
+        shutdown_timeout=shutdown_timeout,
+        warning_interval=warning_interval,
+    )
     return app

@@ -198,17 +198,25 @@ class HeaderTimeoutSite(web.BaseSite):
             return _HeadDeadline(server(), self)
 
         listening = await loop.create_server(
-            connection, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            ssl_handshake_timeout=self.header_timeout if self._ssl_context else None)
+            connection,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self.header_timeout if self._ssl_context else None,
+        )
         self._server = listening
         sockets = listening.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
 
     def _head_timed_out(self, transport: asyncio.BaseTransport) -> None:
         self.timed_out += 1
-        self._warnings.warn("head", "closed a connection from %s: no complete request head "
-                            "within %g s", transport.get_extra_info("peername"),
-                            self.header_timeout)
+        self._warnings.warn(
+            "head",
+            "closed a connection from %s: no complete request head within %g s",
+            transport.get_extra_info("peername"),
+            self.header_timeout,
+        )
 
 
 async def start_webhook_server(
@@ -241,8 +249,9 @@ async def start_webhook_server(
     runner = web.AppRunner(app, **runner_kwargs)
     await runner.setup()
     try:
-        site = HeaderTimeoutSite(runner, host, port, header_timeout=header_timeout,
-                                 ssl_context=ssl_context)
+        site = HeaderTimeoutSite(
+            runner, host, port, header_timeout=header_timeout, ssl_context=ssl_context
+        )
         await site.start()
     except BaseException:
         await runner.cleanup()

@@ -119,7 +119,6 @@ class Resolution:
     duplicate: bool = False
 
 
-
 class OperationTracker:
     """Matches webhook events to the writes this process sent, and resolves their
     :class:`~flinkey_async.operations.PendingOperation`.
@@ -199,8 +198,12 @@ class OperationTracker:
         self._seen = LRU(memory)
         self._created_ids = LRU(memory)
         self._orphans = _Orphans(max_orphans)
-        self._callbacks = Callbacks("on_unsolicited callback", limit=max_callback_tasks,
-                                     backlog=max_callback_backlog, warnings=Warnings(60.0))
+        self._callbacks = Callbacks(
+            "on_unsolicited callback",
+            limit=max_callback_tasks,
+            backlog=max_callback_backlog,
+            warnings=Warnings(60.0),
+        )
         #: Events recognised as repeated deliveries.
         self.duplicates = 0
         #: Events that matched no pending operation.
@@ -260,8 +263,11 @@ class OperationTracker:
             oldest = next(iter(self._entries.values()))
             if now - oldest.expected_at <= self.pending_ttl:
                 break
-            logger.debug("no webhook for the %s after %.0f s; forgetting it",
-                         oldest.op.describe(), now - oldest.expected_at)
+            logger.debug(
+                "no webhook for the %s after %.0f s; forgetting it",
+                oldest.op.describe(),
+                now - oldest.expected_at,
+            )
             self._remove(oldest)
         self._orphans.expire(now)
 
@@ -275,11 +281,14 @@ class OperationTracker:
         creates: list[_Entry] = []
         customer = event.customer_id
         if event.assignment_id is not None:
-            by_id = [e for e in self._by_id.get((customer, event.assignment_id), ())
-                     if e.op.kind in event.possible_kinds and self._fits(e, event)]
+            by_id = [
+                e
+                for e in self._by_id.get((customer, event.assignment_id), ())
+                if e.op.kind in event.possible_kinds and self._fits(e, event)
+            ]
         if "create" in event.possible_kinds and not (
-                event.assignment_id is not None
-                and (customer, event.assignment_id) in self._created_ids):
+            event.assignment_id is not None and (customer, event.assignment_id) in self._created_ids
+        ):
             key = event.create_key
             if key is not None:
                 creates = [e for e in self._creates.get(key, ()) if self._fits(e, event)]
@@ -320,8 +329,9 @@ class OperationTracker:
             identity: _Identity | None = self._seen[fingerprint]
             self._seen.move_to_end(fingerprint)
             entry = None
-            if identity is not None and not (event.operation_succeeded
-                                             and identity[0] in ("create", "delete")):
+            if identity is not None and not (
+                event.operation_succeeded and identity[0] in ("create", "delete")
+            ):
                 entry = self._identical_pending(identity)
             if entry is None:
                 self.duplicates += 1
@@ -356,8 +366,11 @@ class OperationTracker:
     def _claim_orphan(self, entry: _Entry) -> None:
         """A recent unsolicited event may belong to an operation expected only now."""
         op = entry.op
-        key: object = (("key", entry.create_key) if entry.create_key is not None
-                       else ("id", op.customer_id, op.assignment_id))
+        key: object = (
+            ("key", entry.create_key)
+            if entry.create_key is not None
+            else ("id", op.customer_id, op.assignment_id)
+        )
         for token, event in self._orphans.find(key):
             by_id, creates = self._candidates(event)
             if entry in by_id or entry in creates:
@@ -372,8 +385,7 @@ class OperationTracker:
         return iter(self._orphans)
 
     # -- waiting -----------------------------------------------------------------------------
-    async def wait(self, op: PendingOperation,
-                   timeout: float | None = 30.0) -> OperationOutcome:  # noqa: ASYNC109
+    async def wait(self, op: PendingOperation, timeout: float | None = 30.0) -> OperationOutcome:  # noqa: ASYNC109
         """The outcome of ``op`` once its webhook arrived (see :meth:`PendingOperation.wait`).
 
         Raises:
@@ -385,7 +397,8 @@ class OperationTracker:
         if not state.done and not self.is_pending(op):
             raise RuntimeError(
                 f"the {op.describe()} is not tracked by this OperationTracker (was it sent "
-                "before the tracker was attached, or did its webhook time out long ago?)")
+                "before the tracker was attached, or did its webhook time out long ago?)"
+            )
         if not state.done:
             try:
                 async with asyncio.timeout(timeout):

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sandbox_helpers import Receiver
 
 from flinkey_async.sandbox import Sandbox, SandboxConfig
+from tests.support.sandbox_helpers import Receiver
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sandbox_helpers import Receiver, drained
 
 from flinkey_async.sandbox import (
     INTERNAL_SERVER_ERROR,
@@ -20,6 +19,7 @@ from flinkey_async.sandbox import (
     WebhookFaults,
 )
 from flinkey_async.sandbox.faults import FaultInjector
+from tests.support.sandbox_helpers import Receiver, drained
 
 CREATE = {"carId": 101, "userId": 1001, "start": "2026-02-01T08:00:00Z"}
 

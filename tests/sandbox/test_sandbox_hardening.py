@@ -21,11 +21,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import Receiver, drained, odata_url
 from yarl import URL
 
 from flinkey_async.sandbox import FaultConfig, RecordLog, RouteFaults, Sandbox, SandboxConfig
 from flinkey_async.sandbox.faults import FaultInjector
+from tests.support.sandbox_helpers import Receiver, drained, odata_url
 
 MakeSandbox = Callable[..., Awaitable[Sandbox]]
 
@@ -179,9 +179,9 @@ async def lost_write(
 ) -> tuple[Sandbox, dict[str, Any]]:
     """Send one write under the fault ``kind`` (probability 1); the sandbox, drained, and its
     store's content from before."""
+    route = RouteFaults(**{kind: 1.0})  # type: ignore[arg-type]
     sb = await make_sandbox(
-        webhook_url=receiver.url,
-        faults=FaultConfig({f"{method} {template}": RouteFaults(**{kind: 1.0})}),
+        webhook_url=receiver.url, faults=FaultConfig({f"{method} {template}": route})
     )
     before = sb.store.dump_fixture()
     path = template.replace("{assignmentId}", "50001")
@@ -251,7 +251,8 @@ async def test_reset_after_on_a_get(sb: Sandbox) -> None:
 
 def test_reset_after_decisions() -> None:
     def action(**faults: float) -> str | None:
-        fault = FaultInjector(FaultConfig({"*": RouteFaults(**faults)}, seed=1)).decide("GET", "/x")
+        route = RouteFaults(**faults)  # type: ignore[arg-type]
+        fault = FaultInjector(FaultConfig({"*": route}, seed=1)).decide("GET", "/x")
         assert fault is not None
         return fault.action
 
@@ -626,7 +627,7 @@ ATOMS = [
     "#",
     "\x00",
 ]
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 HOSTILE = [
     DIGITS,
     "99999999999999999999999",

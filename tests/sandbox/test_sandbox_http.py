@@ -12,7 +12,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sandbox_helpers import Receiver, drained
 
 from flinkey_async.sandbox import (
     ASSIGNMENT_NOT_FOUND,
@@ -33,6 +32,7 @@ from flinkey_async.sandbox import (
     sandbox_of,
 )
 from flinkey_async.sandbox.config import RateLimiter
+from tests.support.sandbox_helpers import Receiver, drained
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 TEXT = "text/plain; charset=utf-8"

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import odata_url
 from yarl import URL
 
 from flinkey_async.sandbox import Sandbox, SandboxConfig
@@ -22,6 +21,7 @@ from flinkey_async.sandbox.config import default_fixture_path
 from flinkey_async.sandbox.odata_eval import ODataError, parse_query
 from flinkey_async.sandbox.store.assignments import CAR_ASSIGNMENT_SCHEMA
 from flinkey_async.sandbox.store.cars import CAR_SCHEMA
+from tests.support.sandbox_helpers import odata_url
 
 Record = dict[str, Any]
 
