@@ -5,18 +5,22 @@ or, ``~`` for not), never by gluing strings together. Each node is a frozen attr
 :class:`Comparison`, :class:`And`, :class:`Or`, :class:`Not`, :class:`In`, :class:`Call`,
 :class:`FieldRef` and :class:`Raw`.
 
-A node's percent-encoded text is written once, when the node is made, by one function
-(:func:`_render`) from its operands' texts. The rule is the same for every node: the OData
-operator precedence (``or`` < ``and`` < comparisons and ``in`` < ``not``), and the fewest
-parentheses that keep the meaning: ``(a or b) and c`` keeps its parentheses, ``a or b and c``
-needs none, ``not (a eq 1)`` gets them, and chains of the same operator are flattened
-(``a & b & c`` is one :class:`And` of three operands). Raw text binds loosest of all: it is
-parenthesised whenever it is combined with anything.
+A node's percent-encoded text is written by one function (:func:`_render`) from its operands'
+texts, and kept on the node. The rule is the same for every node: the OData operator precedence
+(``or`` < ``and`` < comparisons and ``in`` < ``not``), and the fewest parentheses that keep the
+meaning: ``(a or b) and c`` keeps its parentheses, ``a or b and c`` needs none, ``not (a eq 1)``
+gets them, and chains of the same operator are flattened (``a & b & c`` is one :class:`And` of
+three operands). Raw text binds loosest of all: it is parenthesised whenever it is combined with
+anything.
 
-Because the text is made with the node, a literal that cannot be written raises where the
-comparison is written, and extending a shared filter never renders it again. Nodes are
-immutable and safe to share between tasks. Using one as a Python truth value (``and``, ``or``,
-``not``, ``if``) raises :class:`TypeError`: Python would silently drop half of the condition.
+The leaves (comparisons, ``in``, function calls, field references, raw text) are written when
+they are made, so a literal that cannot be written raises where the comparison is written.
+``and``, ``or`` and ``not`` are written when their text is first asked for (:meth:`Expr.encoded`,
+``str()``): ``a & b & c`` makes an :class:`And` per ``&``, and usually only the last one is
+written. Extending a shared filter never writes its operands again. Nodes are immutable and safe
+to share between tasks (two tasks writing a node's text at once write the same text). Using one
+as a Python truth value (``and``, ``or``, ``not``, ``if``) raises :class:`TypeError`: Python would
+silently drop half of the condition.
 """
 
 from __future__ import annotations
@@ -72,11 +76,19 @@ _NO_TRUTH = (
 # Checks and conversions shared by the nodes
 # ---------------------------------------------------------------------------------------------
 
+#: Names known to be identifiers: the wire name of every field (its FieldRef puts it here) and
+#: other names checked before, up to a bound. A field's name is then checked by a set lookup.
+_IDENTIFIERS: set[str] = set()
+_IDENTIFIERS_MAX = 4096
 
-def _check_identifier(instance: Any, attribute: Any, name: Any) -> None:
-    """attrs validator: ``name`` is an OData identifier."""
+
+def _check_identifier(name: Any) -> None:
+    """Raise :class:`ValidationError` unless ``name`` is an OData identifier. The nodes call it
+    for a name not in :data:`_IDENTIFIERS` (``type(name) is not str or name not in ...``)."""
     if not isinstance(name, str) or _IDENTIFIER.fullmatch(name) is None:
         raise ValidationError("field", f"{name!r} is not a field name")
+    if type(name) is str and len(_IDENTIFIERS) < _IDENTIFIERS_MAX:
+        _IDENTIFIERS.add(name)
 
 
 def _typed(value: Any) -> Any:
@@ -103,16 +115,17 @@ def as_expr(value: Any, what: str) -> Expr:
     raise TypeError(f"{what} needs an OData expression (built with F), got {type(value).__name__}")
 
 
-def _not_operand(value: Any) -> Expr:
-    return as_expr(value, "Not()")
-
-
 # ---------------------------------------------------------------------------------------------
 # The nodes
 # ---------------------------------------------------------------------------------------------
 
+# The nodes are frozen attrs classes with an instance dict (slots=False) and their own __init__:
+# it checks the arguments and writes the attributes into the instance's __dict__, as the
+# __init__ that attrs generates for a frozen class with a dict does. (On a slotted frozen class
+# each attribute costs an object.__setattr__ call, several times a dict store; a filter makes a
+# node per comparison and per & or |.)
 
-@attrs.frozen(init=False)
+
 class Expr:
     """Base class of the filter nodes. Combine nodes with ``&``, ``|`` and ``~``.
 
@@ -126,37 +139,45 @@ class Expr:
 
     #: Binding strength in OData's precedence table (higher binds tighter).
     PRECEDENCE: ClassVar[int] = _ATOM_PREC
-    #: The percent-encoded text, written by :func:`_render` when the node is made.
-    _wire: str = attrs.field(init=False, eq=False, repr=False)
+    #: What this is, for the literal renderer's error message (it cannot import this module).
+    ODATA_ROLE: ClassVar[str] = "expression"
+    #: The percent-encoded text, once :func:`_render` has written it (into the instance's
+    #: ``__dict__``; until then this class attribute is read). A cache, not an attrs field: it
+    #: takes no part in equality, hashing or repr.
+    _wire: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         raise TypeError("Expr is the base class of the filter nodes; build expressions with F")
 
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_wire", _render(self))
-
     def encoded(self) -> str:
         """The percent-encoded OData text of this expression."""
-        return self._wire
+        wire = self._wire
+        if wire is None:
+            wire = self.__dict__["_wire"] = _render(self)
+        return wire
 
     def __str__(self) -> str:
-        return unquote(self._wire)
+        return unquote(self.encoded())
 
     def fields(self) -> Iterator[str]:
         """The wire names of the fields this expression references."""
         return iter(())
 
     def __and__(self, other: Expr | Field) -> And:
-        return And(_chain(And, self, as_expr(other, "&")))
+        if not isinstance(other, Expr):
+            other = as_expr(other, "&")
+        return And(_joined(And, self, other))
 
     def __rand__(self, other: Any) -> And:
-        return And(_chain(And, as_expr(other, "&"), self))
+        return And(_joined(And, as_expr(other, "&"), self))
 
     def __or__(self, other: Expr | Field) -> Or:
-        return Or(_chain(Or, self, as_expr(other, "|")))
+        if not isinstance(other, Expr):
+            other = as_expr(other, "|")
+        return Or(_joined(Or, self, other))
 
     def __ror__(self, other: Any) -> Or:
-        return Or(_chain(Or, as_expr(other, "|"), self))
+        return Or(_joined(Or, as_expr(other, "|"), self))
 
     def __invert__(self) -> Expr:
         return Not(self)
@@ -165,32 +186,49 @@ class Expr:
         raise TypeError(_NO_TRUTH)
 
 
-@attrs.frozen
+# The leaves: checked and written when they are made.
+
+
+@attrs.frozen(init=False, slots=False)
 class FieldRef(Expr):
     """A field as an expression: a boolean field used as a condition
     (``Query().filter(F.active)``), or the right-hand side of a field-to-field comparison."""
 
-    name: str = attrs.field(validator=_check_identifier)
+    ODATA_ROLE: ClassVar[str] = "field"
+    name: str
+
+    def __init__(self, name: str) -> None:
+        if type(name) is not str or name not in _IDENTIFIERS:
+            _check_identifier(name)
+        state = self.__dict__
+        state["name"] = name
+        state["_wire"] = _render(self)
 
     def fields(self) -> Iterator[str]:
         yield self.name
 
 
-def _check_comparison_operator(instance: Any, attribute: Any, op: Any) -> None:
-    if op not in _COMPARISON_OPERATORS:
-        raise ValidationError("op", f"unknown comparison operator {op!r}")
-
-
-@attrs.frozen
+@attrs.frozen(init=False, slots=False)
 class Comparison(Expr):
     """``field op value``: ``op`` is one of ``eq ne lt le gt ge``; ``value`` is a Python value
     (rendered by :func:`~flinkey_async.odata.literal`) or a :class:`FieldRef` (a field-to-field
     comparison)."""
 
     PRECEDENCE: ClassVar[int] = _CMP_PREC
-    op: str = attrs.field(validator=_check_comparison_operator)
-    field: str = attrs.field(validator=_check_identifier)
+    op: str
+    field: str
     value: Any = attrs.field(eq=_typed)
+
+    def __init__(self, op: str, field: str, value: Any) -> None:
+        if op not in _COMPARISON_OPERATORS:
+            raise ValidationError("op", f"unknown comparison operator {op!r}")
+        if type(field) is not str or field not in _IDENTIFIERS:
+            _check_identifier(field)
+        state = self.__dict__
+        state["op"] = op
+        state["field"] = field
+        state["value"] = value
+        state["_wire"] = _render(self)
 
     def fields(self) -> Iterator[str]:
         yield self.field
@@ -205,18 +243,24 @@ class Comparison(Expr):
         raise TypeError(_NO_TRUTH)
 
 
-def _check_function(instance: Any, attribute: Any, function: Any) -> None:
-    if function not in _FUNCTIONS:
-        raise ValidationError("function", f"unsupported function {function!r}")
-
-
-@attrs.frozen
+@attrs.frozen(init=False, slots=False)
 class Call(Expr):
     """A string function: ``contains(field,'x')``, ``startswith(...)`` or ``endswith(...)``."""
 
-    function: str = attrs.field(validator=_check_function)
-    field: str = attrs.field(validator=_check_identifier)
+    function: str
+    field: str
     value: str | FieldRef
+
+    def __init__(self, function: str, field: str, value: str | FieldRef) -> None:
+        if function not in _FUNCTIONS:
+            raise ValidationError("function", f"unsupported function {function!r}")
+        if type(field) is not str or field not in _IDENTIFIERS:
+            _check_identifier(field)
+        state = self.__dict__
+        state["function"] = function
+        state["field"] = field
+        state["value"] = value
+        state["_wire"] = _render(self)
 
     def fields(self) -> Iterator[str]:
         yield self.field
@@ -224,87 +268,29 @@ class Call(Expr):
             yield self.value.name
 
 
-def _values(values: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(values)
-
-
-@attrs.frozen
+@attrs.frozen(init=False, slots=False)
 class In(Expr):
     """``field in (v1,v2,...)``. A single value is written ``field eq v``: the same meaning,
     and accepted by every parser (some read ``(v)`` as a parenthesised value, not a list)."""
 
     PRECEDENCE: ClassVar[int] = _CMP_PREC
-    field: str = attrs.field(validator=_check_identifier)
-    values: tuple[Any, ...] = attrs.field(converter=_values, eq=_typed_all)
+    field: str
+    values: tuple[Any, ...] = attrs.field(eq=_typed_all)
+
+    def __init__(self, field: str, values: Iterable[Any]) -> None:
+        values = tuple(values)
+        if type(field) is not str or field not in _IDENTIFIERS:
+            _check_identifier(field)
+        state = self.__dict__
+        state["field"] = field
+        state["values"] = values
+        state["_wire"] = _render(self)
 
     def fields(self) -> Iterator[str]:
         yield self.field
 
 
-@attrs.frozen
-class Not(Expr):
-    """``not operand`` (build it with ``~``; ``~~x`` is ``x``)."""
-
-    PRECEDENCE: ClassVar[int] = _NOT_PREC
-    operand: Expr = attrs.field(converter=_not_operand)
-
-    def fields(self) -> Iterator[str]:
-        return self.operand.fields()
-
-    def __invert__(self) -> Expr:
-        return self.operand
-
-
-def _operand_tuple(operands: Iterable[Expr | Field]) -> tuple[Expr, ...]:
-    return tuple([item.ref if isinstance(item, Field) else item for item in operands])
-
-
-def _check_operands(instance: Any, attribute: Any, operands: tuple[Any, ...]) -> None:
-    name = type(instance).__name__
-    for item in operands:
-        if not isinstance(item, Expr):
-            as_expr(item, f"{name}()")  # raises: not an expression
-    if not operands:
-        raise ValidationError("operands", f"{name}() needs at least one operand")
-
-
-@attrs.frozen
-class _Junction(Expr):
-    """What :class:`And` and :class:`Or` share: a flat tuple of operands."""
-
-    #: The operator between the operands, percent-encoded.
-    SEPARATOR: ClassVar[str] = ""
-    operands: tuple[Expr, ...] = attrs.field(converter=_operand_tuple, validator=_check_operands)
-
-    def fields(self) -> Iterator[str]:
-        for operand in self.operands:
-            yield from operand.fields()
-
-
-@attrs.frozen
-class And(_Junction):
-    """``a and b and ...`` (build it with ``&``)."""
-
-    PRECEDENCE: ClassVar[int] = _AND_PREC
-    SEPARATOR: ClassVar[str] = "%20and%20"
-
-
-@attrs.frozen
-class Or(_Junction):
-    """``a or b or ...`` (build it with ``|``)."""
-
-    PRECEDENCE: ClassVar[int] = _OR_PREC
-    SEPARATOR: ClassVar[str] = "%20or%20"
-
-
-def _check_raw_text(instance: Any, attribute: Any, text: Any) -> None:
-    if not isinstance(text, str):
-        raise TypeError(f"raw filter text must be a str, got {type(text).__name__}")
-    if not text.strip():
-        raise ValidationError("filter", "raw filter text must not be empty")
-
-
-@attrs.frozen
+@attrs.frozen(init=False, slots=False)
 class Raw(Expr):
     """Pre-written OData filter text, inserted verbatim (percent-encoded for the URL).
 
@@ -314,15 +300,92 @@ class Raw(Expr):
     """
 
     PRECEDENCE: ClassVar[int] = _RAW_PREC
-    text: str = attrs.field(validator=_check_raw_text)
+    text: str
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"raw filter text must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValidationError("filter", "raw filter text must not be empty")
+        state = self.__dict__
+        state["text"] = text
+        state["_wire"] = _render(self)
 
 
-def _chain(cls: type[_Junction], left: Expr, right: Expr) -> tuple[Expr, ...]:
-    """The operands of ``left <cls> right``, with chains of the same operator flattened:
-    ``(a and b) and c`` is ``a and b and c``."""
+# ``not``, ``and`` and ``or``: operands checked when they are made, text written on first use.
+
+
+@attrs.frozen(init=False, slots=False)
+class Not(Expr):
+    """``not operand`` (build it with ``~``; ``~~x`` is ``x``)."""
+
+    PRECEDENCE: ClassVar[int] = _NOT_PREC
+    operand: Expr
+
+    def __init__(self, operand: Expr | Field) -> None:
+        if not isinstance(operand, Expr):
+            operand = as_expr(operand, "Not()")
+        self.__dict__["operand"] = operand
+
+    def fields(self) -> Iterator[str]:
+        return self.operand.fields()
+
+    def __invert__(self) -> Expr:
+        return self.operand
+
+
+class _Operands(tuple[Expr, ...]):
+    """A junction's operands, each one checked (a node) when it joined: by the junction's
+    constructor, or by ``&``/``|`` for the one new operand (see :func:`_joined`)."""
+
+    __slots__ = ()
+
+
+@attrs.frozen(init=False, slots=False)
+class _Junction(Expr):
+    """What :class:`And` and :class:`Or` share: a flat tuple of operands."""
+
+    #: The operator between the operands, percent-encoded.
+    SEPARATOR: ClassVar[str] = ""
+    operands: tuple[Expr, ...]
+
+    def __init__(self, operands: Iterable[Expr | Field]) -> None:
+        # Operands joined by & or | come checked; any others are checked here, one by one.
+        if type(operands) is not _Operands:
+            name = type(self).__name__
+            operands = _Operands([as_expr(item, f"{name}()") for item in operands])
+            if not operands:
+                raise ValidationError("operands", f"{name}() needs at least one operand")
+        self.__dict__["operands"] = operands
+
+    def fields(self) -> Iterator[str]:
+        for operand in self.operands:
+            yield from operand.fields()
+
+
+@attrs.frozen(init=False, slots=False)
+class And(_Junction):
+    """``a and b and ...`` (build it with ``&``)."""
+
+    PRECEDENCE: ClassVar[int] = _AND_PREC
+    SEPARATOR: ClassVar[str] = "%20and%20"
+
+
+@attrs.frozen(init=False, slots=False)
+class Or(_Junction):
+    """``a or b or ...`` (build it with ``|``)."""
+
+    PRECEDENCE: ClassVar[int] = _OR_PREC
+    SEPARATOR: ClassVar[str] = "%20or%20"
+
+
+def _joined(cls: type[_Junction], left: Expr, right: Expr) -> _Operands:
+    """The operands of ``left <cls> right`` (both checked already), with chains of the same
+    operator flattened: ``(a and b) and c`` is ``a and b and c``. O(1) apart from the tuple
+    concatenation: the operands of a chain are not checked again when it is extended."""
     left_items = left.operands if isinstance(left, cls) else (left,)
     right_items = right.operands if isinstance(right, cls) else (right,)
-    return left_items + right_items
+    return _Operands(left_items + right_items)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,53 +394,53 @@ def _chain(cls: type[_Junction], left: Expr, right: Expr) -> tuple[Expr, ...]:
 
 
 def _render(node: Expr) -> str:
-    """The percent-encoded text of ``node``, from its operands' texts (written already)."""
-    match node:
-        case Comparison(op=op, field=field, value=value):
-            operand = value.name if isinstance(value, FieldRef) else wire_literal(value, field)
-            return f"{field}%20{op}%20{operand}"
-        case _Junction(operands=operands):
-            return node.SEPARATOR.join([_operand(item, node.PRECEDENCE) for item in operands])
-        case Not(operand=operand):
-            return "not%20" + _operand(operand, node.PRECEDENCE)
-        case In(field=field, values=values):
-            if not values:
-                raise ValidationError(field, "in_() needs at least one value")
-            literals = [wire_literal(value, field) for value in values]
-            if len(literals) == 1:
-                return f"{field}%20eq%20{literals[0]}"
-            return f"{field}%20in%20({','.join(literals)})"
-        case Call(function=function, field=field, value=value):
-            if isinstance(value, FieldRef):
-                argument = value.name
-            elif isinstance(value, str):
-                argument = wire_literal(value, field)
-            else:
-                raise TypeError(
-                    f"{function}() needs a str (or a field), got {type(value).__name__}"
-                )
-            return f"{function}({field},{argument})"
-        case FieldRef(name=name):
-            return name
-        case Raw(text=text):
-            return encode_component(text)
+    """The percent-encoded text of ``node``; the texts of its operands are written first if
+    they have not been."""
+    if isinstance(node, Comparison):
+        field = node.field
+        value = node.value
+        operand = value.name if isinstance(value, FieldRef) else wire_literal(value, field)
+        return f"{field}%20{node.op}%20{operand}"
+    if isinstance(node, _Junction):
+        precedence = node.PRECEDENCE
+        texts = []
+        for item in node.operands:
+            text = item._wire or item.encoded()
+            texts.append(f"({text})" if precedence > item.PRECEDENCE else text)
+        return node.SEPARATOR.join(texts)
+    if isinstance(node, Not):
+        inner = node.operand
+        wire = inner._wire or inner.encoded()
+        return f"not%20({wire})" if node.PRECEDENCE > inner.PRECEDENCE else "not%20" + wire
+    if isinstance(node, In):
+        field = node.field
+        if not node.values:
+            raise ValidationError(field, "in_() needs at least one value")
+        literals = [wire_literal(value, field) for value in node.values]
+        if len(literals) == 1:
+            return f"{field}%20eq%20{literals[0]}"
+        return f"{field}%20in%20({','.join(literals)})"
+    if isinstance(node, Call):
+        value = node.value
+        if isinstance(value, FieldRef):
+            argument = value.name
+        elif isinstance(value, str):
+            argument = wire_literal(value, node.field)
+        else:
+            raise TypeError(
+                f"{node.function}() needs a str (or a field), got {type(value).__name__}"
+            )
+        return f"{node.function}({node.field},{argument})"
+    if isinstance(node, FieldRef):
+        return node.name
+    if isinstance(node, Raw):
+        return encode_component(node.text)
     raise TypeError(f"not a filter node: {node!r}")
-
-
-def _operand(node: Expr, precedence: int) -> str:
-    """``node``'s text as an operand of an operator of ``precedence``: in parentheses when
-    ``node`` binds looser than the operator."""
-    return f"({node._wire})" if precedence > node.PRECEDENCE else node._wire
 
 
 # ---------------------------------------------------------------------------------------------
 # Fields
 # ---------------------------------------------------------------------------------------------
-
-
-def _field_operand(value: Any) -> Any:
-    """The right-hand side of a comparison: another field becomes its :class:`FieldRef`."""
-    return value.ref if isinstance(value, Field) else value
 
 
 @attrs.frozen(init=False, eq=False, repr=False)
@@ -392,6 +455,8 @@ class Field:
 
     name: str
     ref: FieldRef
+    #: What this is, for the literal renderer's error message.
+    ODATA_ROLE: ClassVar[str] = "field"
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str):
@@ -412,43 +477,43 @@ class Field:
     def __hash__(self) -> int:
         return hash((Field, self.name))
 
-    # Comparisons -------------------------------------------------------------------------
+    # Comparisons (the right-hand side is a value, or another field: then its FieldRef) -----
     def __eq__(self, value: object) -> Comparison:  # type: ignore[override]
         """``name eq value`` (a value, ``None`` or another field)."""
-        return Comparison("eq", self.name, _field_operand(value))
+        return Comparison("eq", self.name, value.ref if isinstance(value, Field) else value)
 
     def __ne__(self, value: object) -> Comparison:  # type: ignore[override]
         """``name ne value`` (a value, ``None`` or another field)."""
-        return Comparison("ne", self.name, _field_operand(value))
+        return Comparison("ne", self.name, value.ref if isinstance(value, Field) else value)
 
     def __lt__(self, value: Any) -> Comparison:
         """``name lt value`` (a value or another field)."""
-        return Comparison("lt", self.name, _field_operand(value))
+        return Comparison("lt", self.name, value.ref if isinstance(value, Field) else value)
 
     def __le__(self, value: Any) -> Comparison:
         """``name le value`` (a value or another field)."""
-        return Comparison("le", self.name, _field_operand(value))
+        return Comparison("le", self.name, value.ref if isinstance(value, Field) else value)
 
     def __gt__(self, value: Any) -> Comparison:
         """``name gt value`` (a value or another field)."""
-        return Comparison("gt", self.name, _field_operand(value))
+        return Comparison("gt", self.name, value.ref if isinstance(value, Field) else value)
 
     def __ge__(self, value: Any) -> Comparison:
         """``name ge value`` (a value or another field)."""
-        return Comparison("ge", self.name, _field_operand(value))
+        return Comparison("ge", self.name, value.ref if isinstance(value, Field) else value)
 
     # Functions ---------------------------------------------------------------------------
     def contains(self, value: str | Field) -> Call:
         """``contains(name,'value')`` (a str, or another field)."""
-        return Call("contains", self.name, _field_operand(value))
+        return Call("contains", self.name, value.ref if isinstance(value, Field) else value)
 
     def startswith(self, value: str | Field) -> Call:
         """``startswith(name,'value')`` (a str, or another field)."""
-        return Call("startswith", self.name, _field_operand(value))
+        return Call("startswith", self.name, value.ref if isinstance(value, Field) else value)
 
     def endswith(self, value: str | Field) -> Call:
         """``endswith(name,'value')`` (a str, or another field)."""
-        return Call("endswith", self.name, _field_operand(value))
+        return Call("endswith", self.name, value.ref if isinstance(value, Field) else value)
 
     def in_(self, values: Iterable[Any]) -> In:
         """``name in (v1,v2,...)``; an empty list raises :class:`ValidationError`."""

@@ -1,9 +1,9 @@
 """OData query options in one immutable :class:`Query`, and the field checks made with them.
 
 Every method of a :class:`Query` returns a new Query, so one query can be shared and extended
-freely, also by concurrent tasks; extending a shared base query never renders its filter again
-(the filter's text is made with its nodes, see :mod:`flinkey_async.odata.expr`). A query's
-string is its options' texts joined, computed once per Query.
+freely, also by concurrent tasks; extending a shared base query never renders its filter's
+operands again (a node keeps its text once written, see :mod:`flinkey_async.odata.expr`). A
+query's string is its options' texts joined, computed once per Query.
 """
 
 from __future__ import annotations
@@ -102,10 +102,10 @@ class Query:
         ``expression`` is built with :data:`F` (a boolean :class:`Field` also works). A plain
         string raises :class:`TypeError`: use :meth:`filter_raw` for pre-written text.
         """
-        expr = as_expr(expression, "filter()")
-        current = self._options.filter
-        combined = expr if current is None else current & expr
-        return _query(self._options._replace(filter=combined))
+        expr = expression if isinstance(expression, Expr) else as_expr(expression, "filter()")
+        o = self._options
+        combined = expr if o.filter is None else o.filter & expr
+        return _query(_Options(combined, o.orderby, o.select, o.top, o.skip, o.with_count))
 
     def filter_raw(self, text: str) -> Query:
         """Add pre-written OData filter text in decoded form, e.g. ``"name eq 'x'"``.
@@ -124,39 +124,51 @@ class Query:
         """
         name = _field_name(field, "orderby")
         descending = _check_flag(desc, "desc")
-        orderby = self._options.orderby
-        if any(existing == name for existing, _ in orderby):
-            raise ValidationError("orderby", f"already ordered by {name!r}")
-        return _query(self._options._replace(orderby=(*orderby, (name, descending))))
+        o = self._options
+        for existing, _ in o.orderby:
+            if existing == name:
+                raise ValidationError("orderby", f"already ordered by {name!r}")
+        orderby = (*o.orderby, (name, descending))
+        return _query(_Options(o.filter, orderby, o.select, o.top, o.skip, o.with_count))
 
     def select(self, *fields: str | Field) -> Query:
         """Add fields to ``$select`` (the server then returns only those fields)."""
         if not fields:
             raise ValidationError("select", "select() needs at least one field")
-        names = list(self._options.select)
+        o = self._options
+        names = list(o.select)
         for field in fields:
             name = _field_name(field, "select")
             if name not in names:
                 names.append(name)
-        return _query(self._options._replace(select=tuple(names)))
+        select = tuple(names)
+        return _query(_Options(o.filter, o.orderby, select, o.top, o.skip, o.with_count))
 
     def top(self, n: int) -> Query:
         """Set ``$top``: return at most ``n`` items (an int >= 0)."""
-        return _query(self._options._replace(top=_check_count(n, "top")))
+        top = _check_count(n, "top")
+        o = self._options
+        return _query(_Options(o.filter, o.orderby, o.select, top, o.skip, o.with_count))
 
     def skip(self, n: int) -> Query:
         """Set ``$skip``: leave out the first ``n`` items (an int >= 0)."""
-        return _query(self._options._replace(skip=_check_count(n, "skip")))
+        skip = _check_count(n, "skip")
+        o = self._options
+        return _query(_Options(o.filter, o.orderby, o.select, o.top, skip, o.with_count))
 
     def count(self, value: bool = True) -> Query:
         """Set ``$count`` (flinkey returns bare arrays and may ignore this option)."""
-        return _query(self._options._replace(with_count=_check_flag(value, "count")))
+        with_count = _check_flag(value, "count")
+        o = self._options
+        return _query(_Options(o.filter, o.orderby, o.select, o.top, o.skip, with_count))
 
     def with_page(self, skip: int, top: int) -> Query:
         """A copy with ``$skip`` and ``$top`` replaced: one page of a paged listing (see
         :class:`~flinkey_async.pagination.Pager`)."""
-        page = self._options._replace(top=_check_count(top, "top"), skip=_check_count(skip, "skip"))
-        return _query(page)
+        page_top = _check_count(top, "top")
+        page_skip = _check_count(skip, "skip")
+        o = self._options
+        return _query(_Options(o.filter, o.orderby, o.select, page_top, page_skip, o.with_count))
 
     # Read access -----------------------------------------------------------------------
     @property
@@ -186,9 +198,10 @@ class Query:
         Options come in a fixed order: ``$filter``, ``$orderby``, ``$select``, ``$top``,
         ``$skip``, ``$count``. Computed once per Query.
         """
-        if self._encoded is None:
-            self._encoded = "&".join(_option_texts(self._options))
-        return self._encoded
+        encoded = self._encoded
+        if encoded is None:
+            encoded = self._encoded = "&".join(_option_texts(self._options))
+        return encoded
 
     def __str__(self) -> str:
         return self.encoded()

@@ -57,8 +57,8 @@ def client(
         username=config.username,
         password=password or config.password,
         base_url=sandbox.url,
-        **kw,
-    )  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 async def test_invalid_api_key(sandbox: Sandbox) -> None:

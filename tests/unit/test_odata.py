@@ -386,7 +386,7 @@ def test_fields_are_immutable_hashable_and_usable_as_keys() -> None:
     with pytest.raises(AttributeError):
         F.a.name = "b"  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        F.x = F.a  # type: ignore[misc]
+        F.x = F.a
     mapping = {F.a: 1, F.b: 2}
     assert mapping[F["a"]] == 1 and mapping[Field("b")] == 2  # a new Field object
     assert F.a in [F.b, F.a] and F.a in {F.a} and F.c not in [F.a, F.b]
