@@ -28,13 +28,15 @@ What it guarantees beneath the SDK, whatever aiohttp's defaults:
   cancellation or a caller's timeout included) leaves without the frames whose locals hold the
   request headers.
 
-Logging (logger ``flinkey_async``) records method, path and status at DEBUG, and retries at
-INFO. It never records headers, bodies or query strings, so no secret reaches a log.
+Logging (logger ``flinkey_async``, DEBUG) records every answer (method, path with its query
+string, status, attempt, duration) and every retry. It never records headers or bodies, so no
+secret reaches a log (no secret ever travels in a path or a query).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 from collections.abc import Coroutine, Mapping, Sequence
@@ -51,8 +53,10 @@ from ._version import __version__
 from ._wire import API_KEY_HEADER, AUTHORIZATION_HEADER, CUSTOMER_ID_HEADER, dumps
 from .auth import Secret, TokenProvider, TokenResponse, parse_token_response
 from .errors import (
+    BadRequestError,
     ClientClosedError,
     DecodeError,
+    InvalidCredentialsError,
     InvalidTokenError,
     OutcomeUnknownError,
     RateLimitError,
@@ -264,15 +268,38 @@ class Pipeline:
         if session is not None:
             self._middlewares = (*getattr(session, "_middlewares", ()), _no_hidden_resend)
         self.token_provider: TokenProvider | None = None
-        self._closed = False
+        #: The pipeline that owns the connection pool and the token (itself, unless this is a
+        #: view for another customer made by :meth:`for_customer`).
+        self._root: Pipeline = self
+        self._closed_flag = False
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._rng = random.Random()
 
     # -- session lifecycle -------------------------------------------------------------------
+    @property
+    def _closed(self) -> bool:
+        return self._closed_flag or self._root._closed_flag
+
+    def for_customer(self, customer_id: int) -> Pipeline:
+        """A view of this pipeline that sends another ``Customer-ID``: it shares the
+        connection pool, the token, the retry policy and the limits; closing this pipeline
+        closes the view too (closing the view closes only the view)."""
+        view = copy.copy(self)
+        view.customer_id = customer_id
+        view._customer_text = str(customer_id)
+        view._root = self._root
+        view._closed_flag = False
+        view._inflight = 0
+        view._idle = None
+        return view
+
     def _http(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ClientClosedError("this FlinkeyClient is closed")
+        root = self._root
+        if root is not self:
+            return root._http()
         if not self._proxy_resolved:
             self._resolve_proxy()
         if self._http_session is None:
@@ -295,8 +322,11 @@ class Pipeline:
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Refuse new requests, let those in flight finish (up to ``timeout`` seconds), then
-        close the aiohttp session if this pipeline created it (a caller's session stays open)."""
-        self._closed = True
+        close the aiohttp session if this pipeline created it (a caller's session stays open).
+        A view made by :meth:`for_customer` only stops accepting requests."""
+        self._closed_flag = True
+        if self._root is not self:
+            return
         provider_close = getattr(self.token_provider, "aclose", None)
         if provider_close is not None:
             await provider_close()
@@ -328,14 +358,24 @@ class Pipeline:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
         headers = self._base_headers()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        response = await self._call(
-            "POST",
-            self.url(("oauth2", "token")),
-            headers,
-            _token_form(username, password),
-            ("oauth2", "token"),
-            authenticate=False,
-        )
+        try:
+            response = await self._call(
+                "POST",
+                self.url(("oauth2", "token")),
+                headers,
+                _token_form(username, password),
+                ("oauth2", "token"),
+                authenticate=False,
+            )
+        except BadRequestError as exc:
+            raise InvalidCredentialsError(
+                exc.status,
+                "the token endpoint refused the API manager's username or password "
+                f"({exc.message or 'no reason given'})",
+                trace_id=exc.trace_id,
+                method=exc.method,
+                path=exc.path,
+            ) from None
         try:
             data = loads(response.body)
         except DecodeError:
@@ -424,6 +464,7 @@ class Pipeline:
                 failure: Failure
                 error: Exception
                 retry_after: float | None = None
+                sent_at = loop.time()
                 try:
                     response = await self._send(
                         method, url, headers, data, self._attempt_timeout(loop, deadline_at)
@@ -474,10 +515,11 @@ class Pipeline:
                     status = response.status
                     if 200 <= status < 300:
                         if _debug_enabled():
-                            logger.debug("%s %s -> %s", method, _path_text(segments), status)
+                            _log_answer(method, url, status, attempt, loop.time() - sent_at)
                         return response
                     path = _path_text(segments)
-                    logger.debug("%s %s -> %s", method, path, status)
+                    if _debug_enabled():
+                        _log_answer(method, url, status, attempt, loop.time() - sent_at)
                     if 300 <= status < 400:
                         raise UnexpectedRedirectError(
                             status,
@@ -506,10 +548,10 @@ class Pipeline:
                     deadline_at is not None and loop.time() + delay >= deadline_at
                 ):
                     raise error
-                logger.info(
+                logger.debug(
                     "%s %s failed (%s); retry %d in %.2fs",
                     method,
-                    _path_text(segments),
+                    url.raw_path_qs,
                     failure,
                     attempt,
                     delay,
@@ -589,6 +631,19 @@ class Pipeline:
         except BaseException as exc:
             _scrub(exc)
             raise
+
+
+def _log_answer(method: str, url: URL, status: int, retries: int, seconds: float) -> None:
+    """One DEBUG line per answer: method, path with its query (no secret is ever in it),
+    status, attempt and duration."""
+    logger.debug(
+        "%s %s -> %s (attempt %d, %.1f ms)",
+        method,
+        url.raw_path_qs,
+        status,
+        retries + 1,
+        seconds * 1000,
+    )
 
 
 def _path_text(segments: Sequence[str | int]) -> str:

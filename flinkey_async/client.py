@@ -6,19 +6,30 @@ Nothing below the client imports it or holds it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import aiohttp
 from yarl import URL
 
-from ._pipeline import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Pipeline
+from ._converter import decode, loads, unstructure
+from ._pipeline import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    Pipeline,
+    encode_json,
+)
 from ._validate import check_id
 from .auth import PasswordGrant, Secret, StaticToken, as_secret, is_header_safe
 from .errors import ValidationError
+from .odata import Query, encode_component
 from .operations import Tracker
 from .resources import Context, Resources
 from .retry import RetryPolicy
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_BASE_URL", "UAT_BASE_URL", "FlinkeyClient"]
 
@@ -37,9 +48,10 @@ class FlinkeyClient(Resources):
     Args:
         api_key: the ``flinkey-API-Key`` from the flinkey Portal's Developer page.
         customer_id: the customer database id sent as ``Customer-ID``.
-        token: a bearer token obtained elsewhere (cannot be refreshed), or
-        username, password: an API manager's credentials; tokens are then fetched and refreshed
-            automatically.
+        token: a bearer token obtained elsewhere (cannot be refreshed); or else
+        username: an API manager's username, with ``password``: tokens are then fetched and
+            refreshed automatically.
+        password: that API manager's password.
         base_url: defaults to production; :data:`UAT_BASE_URL` or a sandbox URL also work.
         session: an ``aiohttp.ClientSession`` to use; the client never closes it.
         timeout: timeout of one attempt (default 30 s total, 10 s to connect), also on a
@@ -140,6 +152,100 @@ class FlinkeyClient(Resources):
     def base_url(self) -> URL:
         """The API's base URL."""
         return self._pipeline.base_url
+
+    def for_customer(self, customer_id: int) -> FlinkeyClient:
+        """A client for another customer of the same API manager: it sends ``customer_id`` as
+        its ``Customer-ID`` and shares this client's connection pool, token, retry policy,
+        limits and tracker. Closing this client closes every view; closing a view only stops
+        the view (its calls then raise :class:`~flinkey_async.errors.ClientClosedError`)."""
+        check_id(customer_id, "customer_id")
+        view = object.__new__(type(self))
+        view._pipeline = self._pipeline.for_customer(customer_id)
+        view._context = Context(view._pipeline, self._context.tracker)
+        return view
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str | Sequence[str | int],
+        *,
+        query: Query | Mapping[str, str | int] | None = None,
+        json: Any = None,
+        model: type[T],
+        customer_scoped: bool = True,
+    ) -> T: ...
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str | Sequence[str | int],
+        *,
+        query: Query | Mapping[str, str | int] | None = None,
+        json: Any = None,
+        model: None = None,
+        customer_scoped: bool = True,
+    ) -> Any: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str | Sequence[str | int],
+        *,
+        query: Query | Mapping[str, str | int] | None = None,
+        json: Any = None,
+        model: type[Any] | None = None,
+        customer_scoped: bool = True,
+    ) -> Any:
+        """Call any endpoint through the same pipeline as the resource methods (auth, limits,
+        retries, deadline, bounded reads, typed errors) — for operations the SDK has no method
+        for (see the operations table in the docs).
+
+        Args:
+            method: ``GET``, ``PUT``, ``PATCH``, ``DELETE`` or ``POST``.
+            path: below the base URL: ``"cars/7/events"`` (split at ``/``) or segments
+                ``("brands", "VW/Audi")`` (each one segment, whatever it contains).
+            query: a :class:`~flinkey_async.Query`, or name/value pairs (encoded here).
+            json: a JSON-ready body (attrs models are written by the converter), sent with
+                ``Content-Type: application/json``.
+            model: decode a 2xx body into this type (a model or ``list[Model]``); without
+                it, the parsed JSON is returned (``None`` for an empty body).
+            customer_scoped: send the ``Customer-ID`` header (default) or not.
+
+        Writes sent this way are not confirmed: the SDK does not know what they do. The same
+        rules as everywhere apply: a write is never repeated after it may have arrived.
+        """
+        verb = method.upper() if isinstance(method, str) else method
+        if verb not in ("GET", "PUT", "PATCH", "DELETE", "POST"):
+            raise ValidationError(
+                "method", f"must be GET, PUT, PATCH, DELETE or POST, got {method!r}"
+            )
+        if isinstance(path, str):
+            segments: Sequence[str | int] = [part for part in path.strip("/").split("/") if part]
+        else:
+            segments = list(path)
+        if not segments:
+            raise ValidationError("path", "needs at least one segment below the base URL")
+        if isinstance(query, Query):
+            query_text: str | None = query.encoded() or None
+        elif query is not None:
+            query_text = (
+                "&".join(
+                    f"{encode_component(str(name))}={encode_component(str(value))}"
+                    for name, value in query.items()
+                )
+                or None
+            )
+        else:
+            query_text = None
+        body = None if json is None else encode_json(unstructure(json))
+        response = await self._pipeline.request(
+            verb, segments, query=query_text, json_bytes=body, customer_scoped=customer_scoped
+        )
+        if model is not None:
+            return decode(response.body, model)
+        return loads(response.body) if response.body.strip() else None
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Close the client: new calls raise :class:`~flinkey_async.errors.ClientClosedError`,

@@ -7,9 +7,12 @@ Everything the SDK raises derives from :class:`FlinkeyError`:
     ``FlinkeyApiError``: the API answered with a non-2xx status. Carries ``status``, ``message``
     and ``trace_id``. One subclass per documented status:
     ``BadRequestError`` (400), ``AuthenticationError`` (401; split into ``InvalidApiKeyError``
-    and ``InvalidTokenError``), ``PermissionDeniedError`` (403), ``NotFoundError`` (404),
-    ``ConflictError`` (409), ``UnsupportedMediaTypeError`` (415), ``RateLimitError`` (429, with
-    ``retry_after``), ``ServerError`` (5xx).
+    and ``InvalidTokenError``; and ``InvalidCredentialsError`` for a refused username or
+    password at the token endpoint), ``PermissionDeniedError`` (403), ``NotFoundError`` (404),
+    ``ConflictError`` (409; the documented texts of ``PUT /installations`` split into
+    ``ProductAlreadyInstalledError``, ``ProductHasNoServiceError`` and
+    ``ProductTypeAlreadyInstalledError``), ``UnsupportedMediaTypeError`` (415),
+    ``RateLimitError`` (429, with ``retry_after``), ``ServerError`` (5xx).
     ``UnexpectedRedirectError`` (a ``FlinkeyApiError``): the API answered with a 3xx; the SDK
     never follows redirects (flinkey documents none, and credentials never leave its origin).
     ``DecodeError``: a 2xx body did not have the documented shape (``ResponseTooLargeError``:
@@ -47,6 +50,7 @@ __all__ = [
     "FlinkeyApiError",
     "FlinkeyError",
     "InvalidApiKeyError",
+    "InvalidCredentialsError",
     "InvalidTokenError",
     "NotFoundError",
     "OperationError",
@@ -54,6 +58,9 @@ __all__ = [
     "OperationTimeoutError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
+    "ProductAlreadyInstalledError",
+    "ProductHasNoServiceError",
+    "ProductTypeAlreadyInstalledError",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseTooLargeError",
@@ -152,6 +159,12 @@ class InvalidTokenError(AuthenticationError):
     """401 with "Access token is missing or invalid": the bearer token was rejected."""
 
 
+class InvalidCredentialsError(AuthenticationError):
+    """The token endpoint refused the API manager's username or password (flinkey documents
+    no answer for this; OAuth2 servers answer 400 ``invalid_grant``, whatever the status,
+    ``except AuthenticationError`` catches it)."""
+
+
 class PermissionDeniedError(FlinkeyApiError):
     """403: the credentials are valid but not allowed to do this."""
 
@@ -162,6 +175,21 @@ class NotFoundError(FlinkeyApiError):
 
 class ConflictError(FlinkeyApiError):
     """409: the request conflicts with the current state."""
+
+
+class ProductAlreadyInstalledError(ConflictError):
+    """409 "The product is already installed into a car." (``PUT /installations``): uninstall
+    it from that car first."""
+
+
+class ProductHasNoServiceError(ConflictError):
+    """409 "The product has no service assigned." (``PUT /installations``): pair a service
+    with the product first (``client.pairings.pair``)."""
+
+
+class ProductTypeAlreadyInstalledError(ConflictError):
+    """409 "There is already installed a product of the same type in the car."
+    (``PUT /installations``): a car holds one product of each type."""
 
 
 class UnsupportedMediaTypeError(FlinkeyApiError):
@@ -305,6 +333,13 @@ _BY_STATUS: dict[int, type[FlinkeyApiError]] = {
     429: RateLimitError,
 }
 
+#: 409 subclasses by a phrase of their documented text (matched case-insensitively).
+_CONFLICTS: tuple[tuple[str, type[ConflictError]], ...] = (
+    ("product is already installed into a car", ProductAlreadyInstalledError),
+    ("product has no service assigned", ProductHasNoServiceError),
+    ("product of the same type in the car", ProductTypeAlreadyInstalledError),
+)
+
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 
@@ -410,6 +445,9 @@ def from_response(
             cls = InvalidTokenError
         else:
             cls = AuthenticationError
+    elif status == 409:
+        lowered = message.lower()
+        cls = next((c for phrase, c in _CONFLICTS if phrase in lowered), ConflictError)
     elif status >= 500:
         cls = ServerError
     else:

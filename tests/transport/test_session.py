@@ -350,7 +350,7 @@ async def test_secrets_never_leak(
     blob = "\n".join(texts)
     for secret in (API_KEY, PASSWORD, secret_token):
         assert secret not in blob
-    assert "GET /assignments/1" in caplog.text
+    assert "GET /v3/assignments/1 -> 500 (attempt 1, " in caplog.text
 
 
 @pytest.mark.parametrize("fail_on", ["token", "request"])
