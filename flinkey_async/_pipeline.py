@@ -66,6 +66,7 @@ from .errors import (
     UnexpectedRedirectError,
     from_response,
 )
+from .limits import Limiter, Limits
 from .retry import Failure, RetryPolicy
 
 __all__ = [
@@ -230,6 +231,7 @@ class Pipeline:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         trust_env: bool = False,
         proxy: str | URL | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._api_key = api_key
         self.customer_id = customer_id
@@ -268,6 +270,8 @@ class Pipeline:
         if session is not None:
             self._middlewares = (*getattr(session, "_middlewares", ()), _no_hidden_resend)
         self.token_provider: TokenProvider | None = None
+        #: The client-side limits (concurrency, rate, retry budget), shared with every view.
+        self.limiter = Limiter(limits if limits is not None else Limits())
         #: The pipeline that owns the connection pool and the token (itself, unless this is a
         #: view for another customer made by :meth:`for_customer`).
         self._root: Pipeline = self
@@ -464,6 +468,8 @@ class Pipeline:
                 failure: Failure
                 error: Exception
                 retry_after: float | None = None
+                limiter = self.limiter
+                await limiter.acquire()
                 sent_at = loop.time()
                 try:
                     response = await self._send(
@@ -513,6 +519,8 @@ class Pipeline:
                     raise
                 else:
                     status = response.status
+                    if status != 429:
+                        limiter.answered(status)
                     if 200 <= status < 300:
                         if _debug_enabled():
                             _log_answer(method, url, status, attempt, loop.time() - sent_at)
@@ -542,10 +550,15 @@ class Pipeline:
                     failure, error = status, api_error
                     if isinstance(api_error, RateLimitError):
                         retry_after = api_error.retry_after
+                        limiter.answered(429, retry_after)
+                finally:
+                    limiter.release()
                 attempt += 1
                 delay = self.retry.delay(method, failure, attempt, retry_after, rng=self._rng)
-                if delay is None or (
-                    deadline_at is not None and loop.time() + delay >= deadline_at
+                if (
+                    delay is None
+                    or (deadline_at is not None and loop.time() + delay >= deadline_at)
+                    or not limiter.allow_retry()
                 ):
                     raise error
                 logger.debug(

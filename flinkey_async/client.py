@@ -24,6 +24,7 @@ from ._pipeline import (
 from ._validate import check_id
 from .auth import PasswordGrant, Secret, StaticToken, as_secret, is_header_safe
 from .errors import ValidationError
+from .limits import Limits, RequestStats
 from .odata import Query, encode_component
 from .operations import Tracker
 from .resources import Context, Resources
@@ -69,6 +70,9 @@ class FlinkeyClient(Resources):
             trips per request. Through a proxy, an ``http://`` base URL sends the API key
             and the token to the proxy in clear text; use ``https://``.
         proxy: a proxy URL for every request (instead of ``trust_env``).
+        limits: :class:`~flinkey_async.limits.Limits`: requests in flight at most (64), a
+            rate in requests per second (default: adaptive, learnt from the server's 429s), and
+            the client-wide retry budget.
         tracker: an :class:`~flinkey_async.webhooks.OperationTracker` fed by a webhook
             receiver; writes are then confirmed by flinkey's webhooks. Without one,
             ``PendingOperation.wait()`` polls the read endpoints. Also settable later as
@@ -93,6 +97,7 @@ class FlinkeyClient(Resources):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         trust_env: bool = False,
         proxy: str | URL | None = None,
+        limits: Limits | None = None,
     ) -> None:
         # Credentials are wrapped first, so that no frame of ours holds them as plain strings
         # (a traceback printed with its locals, an error tracker capturing frames).
@@ -123,6 +128,7 @@ class FlinkeyClient(Resources):
             max_response_bytes=max_response_bytes,
             trust_env=trust_env,
             proxy=proxy,
+            limits=limits,
         )
         if token_secret is not None:
             pipeline.token_provider = StaticToken(token_secret)
@@ -142,6 +148,11 @@ class FlinkeyClient(Resources):
     @tracker.setter
     def tracker(self, value: Tracker | None) -> None:
         self._context.tracker = value
+
+    @property
+    def stats(self) -> RequestStats:
+        """What this client (and its views) did so far: requests, 429s, retries."""
+        return self._pipeline.limiter.stats
 
     @property
     def customer_id(self) -> int:

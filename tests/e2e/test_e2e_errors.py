@@ -132,22 +132,25 @@ async def test_429_from_rate_limit_is_retried_then_raised_when_too_long(sandbox:
 async def test_injected_429s_are_retried_transparently(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="flinkey_async")
+    caplog.set_level(logging.DEBUG, logger="flinkey_async")
     sandbox.faults = FaultConfig(
         routes={"GET /cars/{carId}/assignments": RouteFaults(rate_limit=0.5, retry_after=1)}, seed=3
     )
     policy = RetryPolicy(max_retries=10, max_retry_after=1)
     async with client(sandbox, retry=policy) as c:  # Retry-After is 1 s: few calls
         results = [await c.assignments.list_for_car(101) for _ in range(3)]
+        stats = c.stats
     assert all(r == results[0] for r in results) and results[0]
     retries = [r for r in caplog.records if "failed (429)" in r.getMessage()]
     assert retries, "the seeded faults should have answered 429 at least once"
+    assert stats.rate_limited == stats.retries == len(retries)
+    assert stats.requests == 3 + len(retries) + 1  # the calls, their retries, the token
 
 
 async def test_500_read_retried_write_raised_and_not_repeated(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="flinkey_async")
+    caplog.set_level(logging.DEBUG, logger="flinkey_async")
     fast = RetryPolicy(max_retries=8, backoff_base=0.001, jitter=0)
     async with client(sandbox, retry=fast) as c:
         await c.assignments.get(50001)  # token fetched before faults start

@@ -1,0 +1,195 @@
+"""Client-side limits shared by every coroutine of one client (and its views).
+
+* **Concurrency**: at most ``concurrency`` requests in flight at once.
+* **Rate**: at most ``rate`` requests per second, paced smoothly: each request is given the
+  next free slot, ``1 / rate`` seconds after the one before. (A leaky bucket such as
+  aiolimiter's fixes its rate when it is made; the adaptive rate below changes while
+  requests wait, and waiters queued on a replaced bucket would double the pace.)
+* **Adaptive rate** (when no ``rate`` is given): flinkey does not publish its limits, so the
+  limiter learns them. It sends freely until the first 429; the rate the server accepted during
+  the second before it is taken as the limit (the *ceiling*), the client paces at ``backoff``
+  times that (multiplicative decrease), waits the ``Retry-After`` once for everybody, and then
+  speeds up by ``increase`` requests per second per second of answers without a 429 (additive
+  increase), up to 95 % of the ceiling; after ``probe_after`` quiet seconds it may go beyond,
+  in case the limit was raised. A job thus runs just under the server's limit instead of
+  bouncing off it.
+* **Retry budget**: at most ``retries`` retries per ``retry_window`` seconds for the whole
+  client, so a failing API is not hammered by every coroutine's own retry loop.
+
+Use :class:`Limits` to configure them (``FlinkeyClient(..., limits=Limits(rate=20))``); the
+:class:`Limiter` is the running state, and ``client.stats`` counts what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+
+__all__ = ["Limiter", "Limits", "RequestStats"]
+
+
+def _positive_or_none(
+    _instance: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+
+
+@attrs.frozen
+class Limits:
+    """How fast one client may go.
+
+    Attributes:
+        rate: requests per second at most; ``None`` (default): adaptive (see the module).
+        concurrency: requests in flight at most (default 64).
+        min_rate: the adaptive rate never goes below this (requests per second).
+        backoff: the adaptive rate after a 429, as a fraction of what the server accepted in
+            the last second (0.9).
+        increase: how much the adaptive rate grows, in requests per second, per second of
+            answers without a 429 (5 % of the rate found, at least 0.5, by default).
+        probe_after: seconds without a 429 after which the adaptive rate may grow past 95 %
+            of the limit it found.
+        retries: retries at most per ``retry_window`` seconds, for the whole client.
+        retry_window: seconds.
+    """
+
+    rate: float | None = attrs.field(default=None, validator=_positive_or_none)
+    concurrency: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    min_rate: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    backoff: float = attrs.field(
+        default=0.9, validator=[attrs.validators.gt(0), attrs.validators.lt(1)]
+    )
+    increase: float | None = attrs.field(default=None, validator=_positive_or_none)
+    probe_after: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    retries: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    retry_window: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+
+
+@attrs.define
+class RequestStats:
+    """What a client did (counters only grow; subtract two snapshots for a job's share).
+
+    Attributes:
+        requests: attempts sent (each retry is one more).
+        rate_limited: answers with status 429.
+        retries: retries made by the retry policy.
+        retries_refused: retries the retry budget refused (the error was raised instead).
+    """
+
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    retries_refused: int = 0
+
+    def snapshot(self) -> RequestStats:
+        """A copy, to subtract later."""
+        return attrs.evolve(self)
+
+    def __sub__(self, other: RequestStats) -> RequestStats:
+        return RequestStats(
+            self.requests - other.requests,
+            self.rate_limited - other.rate_limited,
+            self.retries - other.retries,
+            self.retries_refused - other.retries_refused,
+        )
+
+
+class Limiter:
+    """The running limits of one client (see the module). Use from one event loop."""
+
+    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.stats = RequestStats()
+        self._clock = clock
+        self._slots = asyncio.Semaphore(limits.concurrency)
+        self._rate: float | None = limits.rate
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+        self._accepted: deque[float] = deque()  # times of recent non-429 answers
+        self._last_adjust = 0.0
+        self._ceiling: float | None = None  # the limit found at the last 429
+        self._last_limited = float("-inf")
+        self._retries: deque[float] = deque()
+
+    @property
+    def rate(self) -> float | None:
+        """The current pace in requests per second (``None``: not limited yet)."""
+        return self._rate
+
+    async def acquire(self) -> None:
+        """Wait for a slot and for the pace; call :meth:`release` when the answer is in."""
+        await self._slots.acquire()
+        try:
+            now = self._clock()
+            slot = max(now, self._paused_until)
+            rate = self._rate
+            if rate is not None:
+                slot = max(slot, self._next_slot)
+                self._next_slot = slot + 1 / rate
+            if slot > now:
+                await asyncio.sleep(slot - now)
+        except BaseException:
+            self._slots.release()
+            raise
+        self.stats.requests += 1
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def answered(self, status: int, retry_after: float | None = None) -> None:
+        """Learn from one answer: a 429 slows the client down, others let it speed up."""
+        now = self._clock()
+        if status == 429:
+            self.stats.rate_limited += 1
+            self._rate_limited(now, retry_after)
+            return
+        accepted = self._accepted
+        accepted.append(now)
+        while accepted and accepted[0] < now - 1.0:
+            accepted.popleft()
+        if self.limits.rate is None and self._rate is not None and now - self._last_adjust >= 1:
+            step = self.limits.increase or max(0.5, 0.05 * self._rate)
+            rate = self._rate + step * (now - self._last_adjust)
+            ceiling = self._ceiling
+            if ceiling is not None and now - self._last_limited < self.limits.probe_after:
+                rate = min(rate, max(0.95 * ceiling, self._rate))
+            self._set_rate(rate)
+            self._last_adjust = now
+
+    def _rate_limited(self, now: float, retry_after: float | None) -> None:
+        if retry_after is not None and retry_after > 0:
+            self._paused_until = max(self._paused_until, now + retry_after)
+        if self.limits.rate is not None:
+            return  # a configured rate is the caller's decision
+        while self._accepted and self._accepted[0] < now - 1.0:
+            self._accepted.popleft()
+        last, self._last_limited = self._last_limited, now
+        if now - last < 1.0:
+            return  # one decrease per burst of 429s (they answer requests sent together)
+        accepted_rate = float(len(self._accepted))
+        ceiling = (
+            accepted_rate if self._rate is None else min(self._rate, accepted_rate or self._rate)
+        )
+        self._ceiling = max(self.limits.min_rate, ceiling)
+        self._set_rate(max(self.limits.min_rate, ceiling * self.limits.backoff))
+        self._last_adjust = now
+
+    def _set_rate(self, rate: float) -> None:
+        self._rate = rate
+
+    def allow_retry(self) -> bool:
+        """Whether the client-wide retry budget allows one more retry now (and count it)."""
+        now = self._clock()
+        window = self._retries
+        while window and window[0] < now - self.limits.retry_window:
+            window.popleft()
+        if len(window) >= self.limits.retries:
+            self.stats.retries_refused += 1
+            return False
+        window.append(now)
+        self.stats.retries += 1
+        return True

@@ -1,0 +1,144 @@
+"""Client-side limits: concurrency, a configured rate, the adaptive rate against a sandbox that
+answers 429, and the retry budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiohttp import web
+
+from flinkey_async import FlinkeyClient, RetryPolicy
+from flinkey_async.errors import ServerError
+from flinkey_async.limits import Limiter, Limits
+from flinkey_async.sandbox import RateLimit, Sandbox, SandboxConfig
+from tests.support.recording import API_KEY, CUSTOMER_ID, TOKEN, RecordingServer, json_response
+
+ASSIGNMENT = {"id": 1, "carId": 7, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": None}
+
+
+def test_limits_are_checked() -> None:
+    for bad in ({"rate": 0}, {"rate": -1.0}, {"concurrency": 0}, {"backoff": 1.0}):
+        with pytest.raises(ValueError):
+            Limits(**bad)
+
+
+def test_the_adaptive_rate_decreases_on_429_and_increases_again() -> None:
+    now = [100.0]
+    limiter = Limiter(Limits(), clock=lambda: now[0])
+    assert limiter.rate is None  # not limited before the first 429
+    for i in range(30):  # the server accepted 30 answers in the last second
+        now[0] = 100.0 + i / 30
+        limiter.answered(200)
+    limiter.answered(429, retry_after=1.0)
+    assert limiter.rate == pytest.approx(27.0)  # 0.9 x what was accepted
+    limiter.answered(429, retry_after=1.0)  # the same burst: no second decrease
+    assert limiter.rate == pytest.approx(27.0)
+    now[0] += 1.0
+    limiter.answered(200)  # a quiet second: + 5 % of the rate
+    assert limiter.rate == pytest.approx(27.0 + 1.35)
+    now[0] += 5.0
+    limiter.answered(200)  # but not past 95 % of the limit found (30)
+    assert limiter.rate == pytest.approx(28.5)
+    now[0] += 40.0
+    limiter.answered(200)  # long quiet: it may probe beyond, in case the limit was raised
+    assert limiter.rate is not None and limiter.rate > 30
+    assert limiter.stats.rate_limited == 2
+
+
+def test_a_configured_rate_is_kept() -> None:
+    limiter = Limiter(Limits(rate=5))
+    limiter.answered(429, retry_after=0.5)
+    assert limiter.rate == 5
+
+
+def test_the_retry_budget_refuses_beyond_its_window() -> None:
+    now = [0.0]
+    limiter = Limiter(Limits(retries=3, retry_window=10), clock=lambda: now[0])
+    assert [limiter.allow_retry() for _ in range(4)] == [True, True, True, False]
+    now[0] = 10.5
+    assert limiter.allow_retry()
+    assert (limiter.stats.retries, limiter.stats.retries_refused) == (4, 1)
+
+
+async def test_concurrency_is_bounded(server: RecordingServer) -> None:
+    inflight = peak = 0
+
+    async def slow(_: web.Request, __: object) -> web.Response:
+        nonlocal inflight, peak
+        inflight += 1
+        peak = max(peak, inflight)
+        await asyncio.sleep(0.02)
+        inflight -= 1
+        return json_response(ASSIGNMENT)
+
+    server.on("GET", "/assignments/1", slow)
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=TOKEN, base_url=server.url, limits=Limits(concurrency=3)
+    ) as client:
+        await asyncio.gather(*(client.assignments.get(1) for _ in range(12)))
+    assert peak == 3
+
+
+async def test_a_configured_rate_paces_requests(server: RecordingServer) -> None:
+    server.on("GET", "/assignments/1", lambda r, _: json_response(ASSIGNMENT))
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=TOKEN, base_url=server.url, limits=Limits(rate=50)
+    ) as client:
+        began = time.monotonic()
+        await asyncio.gather(*(client.assignments.get(1) for _ in range(26)))
+        elapsed = time.monotonic() - began
+    assert 0.45 <= elapsed < 1.5  # 25 intervals of 20 ms after the first request
+
+
+async def test_the_retry_budget_stops_a_retry_storm(server: RecordingServer) -> None:
+    server.on("GET", "/assignments/1", lambda r, _: web.Response(status=503, text="busy"))
+    policy = RetryPolicy(max_retries=5, backoff_base=0.001, jitter=0, min_delay=0)
+    async with FlinkeyClient(
+        API_KEY,
+        CUSTOMER_ID,
+        token=TOKEN,
+        base_url=server.url,
+        retry=policy,
+        limits=Limits(retries=4),
+    ) as client:
+        results = await asyncio.gather(
+            *(client.assignments.get(1) for _ in range(10)), return_exceptions=True
+        )
+        assert all(isinstance(r, ServerError) for r in results)
+        assert client.stats.retries == 4
+    assert len(server.requests) == 10 + 4  # not 10 x 6
+
+
+async def test_the_adaptive_rate_stays_just_under_the_sandbox_limit() -> None:
+    """400 writes against 40 requests/s with no rate configured: at most 5 % of the requests
+    are answered 429, and the job takes at most 1.25 x the time the limit allows."""
+    writes, limit = 400, 40
+    config = SandboxConfig(write_delay=0.01, rate_limit=RateLimit(limit, 1.0, sliding=True))
+    start = datetime(2031, 1, 1, tzinfo=UTC)
+    async with Sandbox(config) as sandbox:
+        assert sandbox.url is not None
+        async with FlinkeyClient(
+            sandbox.config.api_key,
+            1,
+            token=sandbox.issue_token(),
+            base_url=sandbox.url,
+            retry=RetryPolicy(max_retries=10, max_retry_after=5),
+        ) as client:
+            semaphore = asyncio.Semaphore(16)
+
+            async def create(i: int) -> None:
+                async with semaphore:
+                    await client.assignments.create(
+                        car_id=101 + i % 10, user_id=1001, start=start + timedelta(minutes=i)
+                    )
+
+            began = time.monotonic()
+            await asyncio.gather(*(create(i) for i in range(writes)))
+            elapsed = time.monotonic() - began
+            stats = client.stats
+    assert stats.requests == writes + stats.retries
+    assert stats.rate_limited <= 0.05 * stats.requests, stats
+    assert elapsed <= 1.25 * writes / limit, (elapsed, stats)
