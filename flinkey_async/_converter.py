@@ -8,7 +8,12 @@ Wire rules:
   sub-second parts are truncated; naive datetimes are rejected (:func:`format_datetime`);
 * any ISO-8601 form the server sends (``Z``, offsets, fractions) is parsed into an aware UTC
   datetime; a timestamp without an offset is taken as UTC (:func:`parse_datetime`);
-* integers must be JSON integers (``bool`` is not an integer here);
+* integers must be JSON integers (``bool`` is not an integer here); a ``float`` field takes any
+  JSON number (an integer too, as a JSON writer may drop a ``.0``), never a string or a ``bool``;
+* a field's wire name may be set explicitly (metadata :data:`WIRE_NAME`, for the few snake_case
+  keys such as ``id_token``), and a field may name its own hooks (:data:`STRUCTURE_WITH`,
+  :data:`UNSTRUCTURE_WITH`); :func:`known_or_str` decodes documented enumerations without
+  breaking on a value added later;
 * unknown extra keys from the server are ignored, so new server fields never break old clients.
 
 Structuring is the hot path of every list call, so the per-class hooks are generated once by a
@@ -19,6 +24,7 @@ failure into :class:`~flinkey_async.errors.DecodeError`.
 
 from __future__ import annotations
 
+import enum
 import linecache
 import re
 import types
@@ -39,11 +45,14 @@ from .errors import DecodeError, ValidationError
 __all__ = [
     "OMIT_IF_NONE",
     "STRUCTURE_WITH",
+    "UNSTRUCTURE_WITH",
+    "WIRE_NAME",
     "converter",
     "decode",
     "diagnose",
     "format_datetime",
     "int_or_numeric_str",
+    "known_or_str",
     "loads",
     "parse_datetime",
     "structure",
@@ -54,6 +63,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 
@@ -162,6 +172,30 @@ def _check_bool(value: Any) -> bool:
     raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
+def _check_float(value: Any) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def known_or_str(enum: type[E]) -> Callable[[Any], E | str]:
+    """For documented enumerations of strings (``type: enum["CarOpened", "CarClosed"]``): a
+    hook (:data:`STRUCTURE_WITH`) giving the ``enum`` member of a known value and the plain
+    string of a value added later, so that a new value never breaks decoding. Anything but a
+    string raises ``TypeError``. Use ``StrEnum`` members: both forms then compare equal to
+    their text."""
+    members: dict[str, E] = {member.value: member for member in enum}
+
+    def structure_value(value: Any) -> E | str:
+        if type(value) is not str:
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return members.get(value, value)
+
+    return structure_value
+
+
 def int_or_numeric_str(value: Any) -> int:
     """For ids the API documents inconsistently (customer ids): an int or a decimal string."""
     if type(value) is int:
@@ -176,6 +210,7 @@ _SCALARS: dict[Any, Callable[[Any], Any]] = {
     int: _check_int,
     str: _check_str,
     bool: _check_bool,
+    float: _check_float,
     datetime: parse_datetime,
 }
 
@@ -185,11 +220,18 @@ converter = cattrs.Converter(detailed_validation=False)
 STRUCTURE_WITH = "flinkey_structure_with"
 #: Per-field metadata key: leave the field out of the unstructured (wire) form when it is None.
 OMIT_IF_NONE = "flinkey_omit_if_none"
+#: Per-field metadata key: a callable writing the field's wire value (a ``Secret`` revealed
+#: only where the request body is built, for example).
+UNSTRUCTURE_WITH = "flinkey_unstructure_with"
+#: Per-field metadata key: the field's wire name, where it is not the camelCase of the
+#: attribute (``id_token`` of ``POST /sdk/token``).
+WIRE_NAME = "flinkey_wire_name"
 
 
 def wire_name(a: attrs.Attribute[Any]) -> str:
-    """The wire (camelCase) name of a model attribute."""
-    return to_camel(a.name)
+    """The wire name of a model attribute: its :data:`WIRE_NAME`, else its camelCase name."""
+    explicit = a.metadata.get(WIRE_NAME)
+    return explicit if isinstance(explicit, str) else to_camel(a.name)
 
 
 def _split_optional(tp: Any) -> tuple[Any, bool]:
@@ -308,7 +350,11 @@ _MISSING = _Missing()
 
 def _make_unstructure_fn(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
     overrides: dict[str, Any] = {
-        a.name: override(rename=wire_name(a), omit_if_default=bool(a.metadata.get(OMIT_IF_NONE)))
+        a.name: override(
+            rename=wire_name(a),
+            omit_if_default=bool(a.metadata.get(OMIT_IF_NONE)),
+            unstruct_hook=a.metadata.get(UNSTRUCTURE_WITH),
+        )
         for a in attrs.fields(cls)
     }
     fn: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, converter, **overrides)
@@ -319,6 +365,17 @@ converter.register_structure_hook_factory(attrs.has, _make_structure_fn)
 converter.register_unstructure_hook_factory(attrs.has, _make_unstructure_fn)
 converter.register_unstructure_hook(datetime, format_datetime)
 converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
+
+
+# Scalars outside a model (``list[str]``) are checked as strictly as inside one: cattrs's own
+# hooks would call ``str(5)`` or ``int("5")``.
+def _scalar_hook(check: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    return lambda value, _: check(value)
+
+
+for _scalar, _check in _SCALARS.items():
+    if _scalar is not datetime:
+        converter.register_structure_hook(_scalar, _scalar_hook(_check))
 
 
 def _structure_list(data: Any, tp: Any) -> list[Any]:

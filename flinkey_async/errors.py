@@ -88,8 +88,16 @@ class FlinkeyError(Exception):
     pools), whatever its constructor's signature.
     """
 
+    #: For an ambiguous write (a 5xx, a timeout, a connection broken after sending), the
+    #: :class:`~flinkey_async.PendingOperation` that can still be awaited; else ``None``.
+    operation: Any = None
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.args, self.__dict__))
+        # The operation holds a probe bound to a live client: it stays in this process.
+        state = dict(self.__dict__)
+        if "operation" in state:
+            state["operation"] = None
+        return (_rebuild, (type(self), self.args, state))
 
 
 def _rebuild(cls: type[FlinkeyError], args: tuple[Any, ...], state: dict[str, Any]) -> FlinkeyError:

@@ -195,6 +195,9 @@ class PendingOperation:
         request: what was sent, as the resource's request object (a
             :class:`~flinkey_async.models.NewAssignment` for a create, the
             :class:`~flinkey_async.JsonPatch` of an update; ``None`` for a delete).
+        baseline: for a create, the ids of assignments that already matched its key before
+            it was sent: polling never takes one of them for the new one (so a create flinkey
+            rejected is not reported as applied because an identical assignment existed).
     """
 
     kind: OperationKind
@@ -206,6 +209,7 @@ class PendingOperation:
     description: str = ""
     create_key: tuple[Any, ...] | None = None
     request: Any = attrs.field(default=None, repr=False)
+    baseline: frozenset[int] = attrs.field(default=frozenset(), repr=False)
     _probe: Probe | None = attrs.field(default=None, repr=False, alias="probe")
     _watcher: Tracker | None = attrs.field(default=None, repr=False, alias="watcher")
     _state: OperationState = attrs.field(factory=OperationState, init=False, repr=False)

@@ -1,4 +1,5 @@
-"""What every resource module shares: reads that decode into models, paged iteration, and
+"""What every resource module shares: reads that decode into models, paged iteration,
+synchronous JSON writes (:meth:`Resource._send`: applied when the answer arrives), and
 asynchronous writes that return a :class:`~flinkey_async.operations.PendingOperation`.
 
 A resource holds a :class:`Context` (the pipeline and the tracker slot it shares with its
@@ -10,8 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, overload
 
-from .._pipeline import Pipeline, encode_json
-from ..errors import ValidationError
+from .._pipeline import Pipeline, Response, encode_json
+from ..errors import OutcomeUnknownError, ServerError, ValidationError
 from ..odata import Query, model_fields
 from ..operations import OperationKind, PendingOperation, Probe, Tracker, body_checksum
 from ..pagination import Pager
@@ -45,12 +46,22 @@ class Resource:
         return self._context.pipeline
 
     @staticmethod
-    def _checked_query(query: Query | None, model: type[Any], resource: str) -> Query | None:
-        """Reject a query that is not a :class:`Query` or names fields ``model`` does not have."""
+    def _checked_query(query: Query | None, model: type[Any] | None, resource: str) -> Query | None:
+        """Reject a query that is not a :class:`Query` or names fields ``model`` does not have
+        (``model=None``: the items are plain values, which have no fields to name)."""
         if query is None:
             return None
         if not isinstance(query, Query):
             raise TypeError(f"query must be a flinkey_async.Query, got {type(query).__name__}")
+        if model is None:
+            named = sorted(query.fields())
+            if named:
+                raise ValidationError(
+                    "query",
+                    f"{resource} are plain values without fields, so the query cannot name "
+                    f"{', '.join(map(repr, named))}; page them with top() and skip()",
+                )
+            return query
         query.check_fields(model_fields(model), resource)
         if query.selected:
             raise ValidationError(
@@ -77,6 +88,24 @@ class Resource:
         )
         return response.decode(model)
 
+    async def _send(
+        self,
+        method: str,
+        segments: Sequence[str | int],
+        body: Any = None,
+        *,
+        customer_scoped: bool = True,
+    ) -> Response:
+        """A synchronous write: ``body`` (JSON-ready data, or bytes already encoded, such as a
+        ``SecretBody`` that masks a credential) sent as ``application/json``; the 2xx answer
+        is returned, anything else raises its typed error. Unlike :meth:`_write`, no
+        :class:`~flinkey_async.operations.PendingOperation` follows: the server applied the
+        write when it answered."""
+        data = body if body is None or isinstance(body, bytes) else encode_json(body)
+        return await self._pipeline.request(
+            method, segments, json_bytes=data, customer_scoped=customer_scoped
+        )
+
     async def _iterate(
         self, segments: Sequence[str | int], item: type[T], query: Query | None, page_size: int
     ) -> AsyncIterator[T]:
@@ -101,6 +130,7 @@ class Resource:
         assignment_id: int | None = None,
         create_key: tuple[Any, ...] | None = None,
         request: Any = None,
+        baseline: frozenset[int] = frozenset(),
     ) -> PendingOperation:
         """Send an asynchronous write and return what was sent.
 
@@ -122,6 +152,7 @@ class Resource:
             description=description,
             create_key=create_key,
             request=request,
+            baseline=baseline,
             probe=probe,
             watcher=tracker,
         )
@@ -129,6 +160,11 @@ class Resource:
             tracker.expect(op)
         try:
             await self._pipeline.request(method, segments, json_bytes=data)
+        except (OutcomeUnknownError, ServerError) as exc:
+            # flinkey may have applied it: keep expecting its webhook, and hand the operation
+            # to the caller, who can still await it (it is never sent again).
+            exc.operation = op
+            raise
         except BaseException:
             if tracker is not None:
                 tracker.discard(op)

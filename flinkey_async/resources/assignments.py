@@ -7,12 +7,16 @@ and the asynchronous writes ``PUT /assignments``, ``PATCH /assignments/{id}``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from .._converter import parse_datetime, unstructure
 from .._validate import check_aware, check_id, check_window
+from ..bulk import BulkReport, Progress, run_bulk
 from ..errors import NotFoundError
 from ..models.assignments import (
     ASSIGNMENT_PATCH,
@@ -27,7 +31,18 @@ from ..odata import Query
 from ..operations import OperationOutcome, PendingOperation
 from ..patch import JsonPatch
 from ..patch_schema import ValueKind
-from ._base import Resource
+from ..reconcile import (
+    DesiredAssignment,
+    Existing,
+    Plan,
+    ReconcileReport,
+    Update,
+    default_key,
+    diff,
+    needs_details,
+    report_of,
+)
+from ._base import Context, Resource
 
 __all__ = ["Assignments", "expected_after_patch"]
 
@@ -44,6 +59,10 @@ class Assignments(Resource):
     observed by polling. Every argument is checked before anything is sent
     (:class:`~flinkey_async.errors.ValidationError`).
     """
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._car_lists = _CarLists(self.list_for_car)
 
     async def get(self, assignment_id: int, *, query: Query | None = None) -> Assignment:
         """One assignment (``GET /assignments/{assignmentId}``).
@@ -118,7 +137,18 @@ class Assignments(Resource):
             check_aware(end, "end")
         check_window(start, end)
         check_lifetimes(lifetime, renewable_after)
-        request = NewAssignment(car_id, user_id, start, end, lifetime, renewable_after)
+        return await self._create(
+            NewAssignment(car_id, user_id, start, end, lifetime, renewable_after)
+        )
+
+    async def _create(
+        self, request: NewAssignment, baseline: frozenset[int] = frozenset()
+    ) -> PendingOperation:
+        """Send a checked create; ``baseline``: the ids of assignments that already match its
+        key (a caller that read the car, like bulk writes and reconcile, knows them), which
+        polling then never takes for the new one."""
+        car_id, user_id, start, end = request.car_id, request.user_id, request.start, request.end
+        key = create_key(self._pipeline.customer_id, car_id, user_id, start, end)
         return await self._write(
             "create",
             "PUT",
@@ -126,7 +156,8 @@ class Assignments(Resource):
             unstructure(request),
             request=request,
             description=f"create of an assignment (car {car_id}, user {user_id})",
-            create_key=create_key(self._pipeline.customer_id, car_id, user_id, start, end),
+            create_key=key,
+            baseline=baseline,
             probe=self._observe_create,
         )
 
@@ -149,7 +180,12 @@ class Assignments(Resource):
         )
 
     async def delete(self, assignment_id: int) -> PendingOperation:
-        """Remove an assignment (``DELETE /assignments/{assignmentId}``)."""
+        """Remove an assignment (``DELETE /assignments/{assignmentId}``).
+
+        Confirmed by polling (no tracker), a delete is observed once ``GET`` answers 404, which
+        cannot tell a deleted assignment from one that never existed: read it first when that
+        matters (bulk deletes do), or confirm by webhook, which reports flinkey's verdict.
+        """
         check_id(assignment_id, "assignment_id")
         return await self._write(
             "delete",
@@ -160,6 +196,233 @@ class Assignments(Resource):
             description=f"delete of assignment {assignment_id}",
             probe=self._observe_delete,
         )
+
+    # -- many writes, and reconcile ----------------------------------------------------------
+    async def create_many(
+        self,
+        items: Iterable[NewAssignment],
+        *,
+        concurrency: int = 16,
+        wait: bool = True,
+        timeout: float | None = 60.0,  # noqa: ASYNC109 - per item, applied by wait()
+        on_progress: Progress | None = None,
+        report: BulkReport[NewAssignment] | None = None,
+    ) -> BulkReport[NewAssignment]:
+        """Create many assignments, at most ``concurrency`` at once, each awaited to its
+        outcome (``wait``); one :class:`~flinkey_async.bulk.ItemResult` per item instead of
+        stopping at the first failure (see :mod:`flinkey_async.bulk`). Pass a ``report`` to
+        keep what was sent when the run is cancelled."""
+        checked = [self._checked_new(item) for item in items]
+        return await run_bulk(
+            checked,
+            self._create,
+            concurrency=concurrency,
+            wait=wait,
+            timeout=timeout,
+            on_progress=on_progress,
+            report=report,
+        )
+
+    async def update_many(
+        self,
+        items: Iterable[tuple[int, JsonPatch]],
+        *,
+        concurrency: int = 16,
+        wait: bool = True,
+        timeout: float | None = 60.0,  # noqa: ASYNC109 - per item, applied by wait()
+        on_progress: Progress | None = None,
+        report: BulkReport[tuple[int, JsonPatch]] | None = None,
+    ) -> BulkReport[tuple[int, JsonPatch]]:
+        """Apply ``(assignment_id, patch)`` pairs, like :meth:`create_many`."""
+
+        async def send(item: tuple[int, JsonPatch]) -> PendingOperation:
+            return await self.update(*item)
+
+        return await run_bulk(
+            list(items),
+            send,
+            concurrency=concurrency,
+            wait=wait,
+            timeout=timeout,
+            on_progress=on_progress,
+            report=report,
+        )
+
+    async def delete_many(
+        self,
+        assignment_ids: Iterable[int],
+        *,
+        concurrency: int = 16,
+        wait: bool = True,
+        timeout: float | None = 60.0,  # noqa: ASYNC109 - per item, applied by wait()
+        on_progress: Progress | None = None,
+        report: BulkReport[int] | None = None,
+    ) -> BulkReport[int]:
+        """Delete assignments, like :meth:`create_many`. Without a tracker each one is read
+        first, so that the delete of an assignment that does not exist fails (with flinkey's
+        404 text) instead of being confirmed by polling's 404."""
+
+        async def send(assignment_id: int) -> PendingOperation:
+            check_id(assignment_id, "assignment_id")
+            if self._context.tracker is None:
+                await self.get(assignment_id)
+            return await self.delete(assignment_id)
+
+        return await run_bulk(
+            list(assignment_ids),
+            send,
+            concurrency=concurrency,
+            wait=wait,
+            timeout=timeout,
+            on_progress=on_progress,
+            report=report,
+        )
+
+    async def plan(
+        self,
+        desired: Iterable[DesiredAssignment],
+        *,
+        cars: Sequence[int],
+        key: Callable[[Any], Hashable] = default_key,
+        concurrency: int = 16,
+    ) -> Plan:
+        """Read the ``cars``' assignments and compute what :meth:`reconcile` would do (nothing
+        is sent). See :mod:`flinkey_async.reconcile` for the rules."""
+        wanted = list(desired)
+        for car in cars:
+            check_id(car, "cars")
+        existing = await self._read_cars(cars, concurrency)
+        plan = diff(wanted, existing, cars=cars, key=key)
+        detailed = [u for u in plan.unchanged + tuple(u.existing for u in plan.updates)]
+        targets = {key(d): d for d in wanted}
+        need = [e for e in detailed if needs_details(targets[key(e)])]
+        if not need:
+            return plan
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def details(found: Existing) -> Existing:
+            async with semaphore:
+                full = await self.get(found.id)
+            return Existing(
+                found.id,
+                found.car_id,
+                full.user_id,
+                found.start,
+                found.end,
+                full.lifetime,
+                full.renewable_after,
+            )
+
+        refreshed = {
+            e.id: await_
+            for e, await_ in zip(
+                need, await asyncio.gather(*(details(e) for e in need)), strict=True
+            )
+        }
+        return diff(wanted, [refreshed.get(e.id, e) for e in existing], cars=cars, key=key)
+
+    async def reconcile(
+        self,
+        desired: Iterable[DesiredAssignment],
+        *,
+        cars: Sequence[int],
+        key: Callable[[Any], Hashable] = default_key,
+        concurrency: int = 16,
+        timeout: float | None = 60.0,  # noqa: ASYNC109 - per write, applied by wait()
+        rounds: int = 3,
+        on_progress: Progress | None = None,
+    ) -> ReconcileReport:
+        """Make the ``cars``' assignments equal ``desired``: plan (:meth:`plan`), apply every
+        write with at most ``concurrency`` in flight, await each one's outcome, and report
+        (:class:`~flinkey_async.reconcile.ReconcileReport`; its counts add up to its plan).
+        Assignments of other cars are never touched.
+
+        A write that failed on the way or whose outcome stayed unknown is not sent again
+        blindly: after the round, the cars are read again and a new plan made from what
+        flinkey really has (an applied write then simply shows), at most ``rounds`` times; the
+        report is the last round's, with the earlier ones in ``previous``. Safe to run again:
+        a re-run reads afresh (duplicates are deleted, the lowest id kept)."""
+        if type(rounds) is not int or rounds < 1:
+            raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+        wanted = list(desired)
+        before = self._pipeline.limiter.stats.snapshot()
+        previous: list[ReconcileReport] = []
+        while True:
+            report = await self._reconcile_once(
+                wanted, cars, key, concurrency, timeout, on_progress
+            )
+            if report.ok or len(previous) + 1 >= rounds:
+                report.previous = previous
+                report.stats = self._pipeline.limiter.stats - before
+                return report
+            previous.append(report)
+
+    async def _reconcile_once(
+        self,
+        wanted: list[DesiredAssignment],
+        cars: Sequence[int],
+        key: Callable[[Any], Hashable],
+        concurrency: int,
+        limit: float | None,
+        on_progress: Progress | None,
+    ) -> ReconcileReport:
+        before = self._pipeline.limiter.stats.snapshot()
+        plan = await self.plan(wanted, cars=cars, key=key, concurrency=concurrency)
+        tagged: list[tuple[str, Any]] = (
+            [("delete", e) for e in plan.deletes]
+            + [("update", u) for u in plan.updates]
+            + [("create", d) for d in plan.creates]
+        )
+
+        async def send(item: tuple[str, Any]) -> PendingOperation:
+            kind, value = item
+            if kind == "delete":
+                return await self.delete(value.id)  # just read: it exists
+            if kind == "update":
+                update: Update = value
+                return await self.update(update.existing.id, update.patch)
+            wanted_item: DesiredAssignment = value
+            return await self._create(
+                NewAssignment(
+                    wanted_item.car_id,
+                    wanted_item.user_id,
+                    wanted_item.start,
+                    wanted_item.end,
+                    wanted_item.lifetime,
+                    wanted_item.renewable_after,
+                )
+            )  # the read found none with its key: the baseline is empty
+
+        bulk: BulkReport[tuple[str, Any]] = await run_bulk(
+            tagged, send, concurrency=concurrency, timeout=limit, on_progress=on_progress
+        )
+        return report_of(plan, bulk, self._pipeline.limiter.stats - before)
+
+    async def _read_cars(self, cars: Sequence[int], concurrency: int) -> list[Existing]:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(car: int) -> list[Existing]:
+            async with semaphore:
+                items = [item async for item in self.iter_for_car(car, page_size=500)]
+            return [Existing(i.id, car, i.user_id, i.start, i.end) for i in items]
+
+        found: list[Existing] = []
+        for items in await asyncio.gather(*(one(car) for car in cars)):
+            found.extend(items)
+        return found
+
+    @staticmethod
+    def _checked_new(item: NewAssignment) -> NewAssignment:
+        if not isinstance(item, NewAssignment):
+            raise TypeError(f"items must be NewAssignment, got {type(item).__name__}")
+        check_id(item.car_id, "car_id")
+        check_id(item.user_id, "user_id")
+        check_aware(item.start, "start")
+        if item.end is not None:
+            check_aware(item.end, "end")
+        check_window(item.start, item.end)
+        check_lifetimes(item.lifetime, item.renewable_after)
+        return item
 
     # -- polling probes (one poll each; see PendingOperation.wait) ------------------------------
     async def _observe_delete(self, op: PendingOperation) -> tuple[OperationOutcome | None, str]:
@@ -189,7 +452,7 @@ class Assignments(Resource):
         request = op.request
         assert isinstance(request, NewAssignment)
         try:
-            items = await self.list_for_car(request.car_id)
+            items = await self._car_lists.for_probe(op, request.car_id)
         except NotFoundError:
             op.fail(
                 f"car {request.car_id} does not exist "
@@ -199,7 +462,9 @@ class Assignments(Resource):
         found = [
             item
             for item in items
-            if create_key(op.customer_id, request.car_id, item.user_id, item.start, item.end) == key
+            if item.id not in op.baseline
+            and create_key(op.customer_id, request.car_id, item.user_id, item.start, item.end)
+            == key
         ]
         if found:
             item = max(found, key=lambda a: a.id)
@@ -208,6 +473,51 @@ class Assignments(Resource):
             f"no assignment of car {request.car_id} has user {request.user_id} and "
             "the start and end sent"
         )
+
+
+class _CarLists:
+    """Coalesced reads of car lists for polling: the creates on one car that poll at about the
+    same time share one ``GET /cars/{carId}/assignments``, so confirming many creates costs one
+    request per car and round, not one per create. A probe takes a read that started after its
+    own previous poll (in flight or done), so it never sees a list older than it has seen."""
+
+    def __init__(self, fetch: Any, *, clock: Any = time.monotonic) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._reads: dict[int, tuple[float, asyncio.Future[list[CarAssignment]]]] = {}
+        self._last_poll: weakref.WeakKeyDictionary[PendingOperation, float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def for_probe(self, op: PendingOperation, car_id: int) -> list[CarAssignment]:
+        """The car's list for one poll of ``op``."""
+        now = self._clock()
+        since = self._last_poll.get(op, float("-inf"))
+        self._last_poll[op] = now
+        return await self.get(car_id, since)
+
+    async def get(self, car_id: int, since: float = float("-inf")) -> list[CarAssignment]:
+        """A list read that started at or after ``since`` (joined, or started now)."""
+        now = self._clock()
+        entry = self._reads.get(car_id)
+        if (
+            entry is None
+            or entry[0] < since
+            or (entry[1].done() and entry[1].exception() is not None)
+        ):
+            future = asyncio.ensure_future(self._fetch(car_id))
+            future.add_done_callback(_retrieve)
+            entry = self._reads[car_id] = (now, future)
+            if len(self._reads) > 10_000:  # bounded: forget the oldest reads
+                for stale in sorted(self._reads, key=lambda c: self._reads[c][0])[:5_000]:
+                    del self._reads[stale]
+        items: list[CarAssignment] = await asyncio.shield(entry[1])
+        return items
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a failed read nobody awaits any more logs nothing
 
 
 def expected_after_patch(body: Any) -> dict[str, Any]:

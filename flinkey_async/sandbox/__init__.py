@@ -2,8 +2,11 @@
 
 The sandbox is an ``aiohttp.web`` application that behaves like the documented API: the OAuth2
 password grant, the documented headers and error bodies, customers, cars, users and the six
-assignment operations, with writes applied asynchronously and reported by webhook, OData query
-options on every GET, an optional rate limit, and injectable faults. It needs the
+assignment operations, with writes applied asynchronously and reported by webhook; events,
+products, services, installations (an uninstalled Box takes the car's assignments with it,
+reported by unsolicited delete webhooks), pairings, groups, the keyfob catalog and App SDK
+tokens; OData query options on every GET the reference marks with the OData tip, an optional
+rate limit, and injectable faults. It needs the
 ``odata-query`` package (extra ``flinkey_async[sandbox]``).
 
 In a test::
@@ -26,15 +29,17 @@ Public API:
   ``auth_headers()``, ``drain()``, ``outcomes``, ``deliveries`` (:class:`Delivery`; both
   bounded :class:`RecordLog` s), ``request_counts`` (requests received per route),
   ``webhook_url`` / ``webhook_secret``, ``faults`` and ``rate_limit`` (settable at run time).
-* :class:`SandboxConfig` -- ``api_key``, ``username``, ``password``, ``token_lifetime``,
-  ``customer_ids``, ``write_delay``, ``webhook_url``, ``webhook_secret``, ``webhook_timeout``,
-  ``rate_limit`` (:class:`RateLimit`), ``max_body_bytes``, ``faults``, ``seed``, ``fixture``,
-  ``base_path``, ``max_tokens``, ``max_records``.
+* :class:`SandboxConfig` -- ``api_key``, ``username``, ``password``, ``sdk_key``,
+  ``token_lifetime``, ``customer_ids``, ``write_delay``, ``webhook_url``, ``webhook_secret``,
+  ``webhook_timeout``, ``rate_limit`` (:class:`RateLimit`), ``max_body_bytes``, ``faults``,
+  ``seed``, ``fixture``, ``base_path``, ``max_tokens``, ``max_records``.
 * :class:`SandboxStore` -- the data; ``add_customer``, ``add_car``, ``add_user``,
-  ``add_assignment``, ``get_*``, ``assignments_for_car``, ``assignments_for_user``,
-  ``remove_car_assignments`` (an uninstall: deletes and unsolicited delete webhooks),
-  ``load_fixture``, ``dump_fixture``; generically for any record of a customer, ``add``,
-  ``get`` and ``owned_by``.
+  ``add_assignment``, ``add_event``, ``get_*``, ``assignments_for_car``,
+  ``assignments_for_user``, ``remove_car_assignments`` (an uninstall: deletes and unsolicited
+  delete webhooks), ``brands``, ``add_brand``, ``add_keyfob``, ``load_fixture``,
+  ``dump_fixture``; generically for any record of a customer (:class:`Product`,
+  :class:`Service`, :class:`Event`, :class:`Group`, ...), ``add``, ``get``, ``replace`` and
+  ``owned_by``.
 * :class:`FaultConfig`, :class:`RouteFaults`, :class:`WebhookFaults` -- fault injection.
 * :func:`make_app`, :func:`sandbox_of`, :func:`serve`.
 * The texts the sandbox sends (:mod:`flinkey_async.sandbox.messages`), e.g.
@@ -50,7 +55,8 @@ tests compare two implementations. Its parts:
   token, ``Customer-ID``); :mod:`.responses` -- the answers and documented error bodies;
 * :mod:`.routes` -- the route table and one module per resource;
 * :mod:`.store` -- the data, and per resource its record, wire shape and OData schema;
-* :mod:`.writes` -- the write queue and the assignment writes; :mod:`.outbox` -- webhooks;
+* :mod:`.writes` -- the write queue, the assignment writes, and the synchronous writes naming
+  a product (installations, pairings); :mod:`.outbox` -- webhooks;
 * :mod:`.config`, :mod:`.faults`, :mod:`.odata_eval`, :mod:`.messages`.
 """
 
@@ -63,7 +69,18 @@ from .messages import *  # noqa: F403 - every text, as listed in messages.__all_
 from .odata_eval import ODataError
 from .outbox import Delivery, RecordLog
 from .server import SANDBOX_KEY, Sandbox, make_app, sandbox_of, serve
-from .store import Car, Customer, SandboxStore, StoredAssignment, User
+from .store import (
+    Car,
+    Customer,
+    Event,
+    Group,
+    Keyfob,
+    Product,
+    SandboxStore,
+    Service,
+    StoredAssignment,
+    User,
+)
 
 __all__ = [
     *messages.__all__,
@@ -72,14 +89,19 @@ __all__ = [
     "Car",
     "Customer",
     "Delivery",
+    "Event",
     "FaultConfig",
+    "Group",
+    "Keyfob",
     "ODataError",
+    "Product",
     "RateLimit",
     "RecordLog",
     "RouteFaults",
     "Sandbox",
     "SandboxConfig",
     "SandboxStore",
+    "Service",
     "StoredAssignment",
     "User",
     "WebhookFaults",

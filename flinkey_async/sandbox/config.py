@@ -21,7 +21,8 @@ def default_fixture_path() -> str:
     return str(resources.files(__package__ or "flinkey_async.sandbox").joinpath("fixture.json"))
 
 
-#: The bundled fixture: 2 customers with 10 cars, 20 users and 30 assignments each.
+#: The bundled fixture: 2 customers with 10 cars, 20 users and 30 assignments each, their
+#: products, services, events and groups, and the keyfob catalog.
 DEFAULT_FIXTURE = default_fixture_path()
 
 
@@ -91,6 +92,8 @@ class SandboxConfig:
     Attributes:
         api_key: the only accepted ``flinkey-API-Key``.
         username, password: the API manager's credentials for ``POST /oauth2/token``.
+        sdk_key: the only accepted ``sdkKey`` of ``POST /sdk/token`` (the SDK Key of the
+            Portal's Developer page).
         token_lifetime: seconds an access token stays valid (``expires_in`` is this, rounded
             up, as a string).
         customer_ids: the customers the API manager may act for; None means every customer
@@ -115,6 +118,7 @@ class SandboxConfig:
     api_key: str = attrs.field(default="sandbox-api-key", repr=False)
     username: str = "manager@example.com"
     password: str = attrs.field(default="sandbox-password", repr=False)
+    sdk_key: str = attrs.field(default="sandbox-sdk-key", repr=False)
     token_lifetime: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
     customer_ids: tuple[int, ...] | None = attrs.field(default=None, converter=_optional_tuple)
     write_delay: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))

@@ -119,10 +119,19 @@ def test_malformed_and_unusual_bodies(raw: bytes, message: str) -> None:
 
 def test_unknown_401_and_other_statuses() -> None:
     assert type(from_response(401, {}, b"nope")) is errors.AuthenticationError
-    assert (
-        type(from_response(409, {}, b"The product is already installed into a car."))
-        is errors.ConflictError
-    )
+    assert type(from_response(409, {}, b"Some other conflict.")) is errors.ConflictError
+    # the documented 409 texts of PUT /installations have ConflictError subclasses
+    for text, cls in [
+        (b"The product is already installed into a car.", errors.ProductAlreadyInstalledError),
+        (b"The product has no service assigned.", errors.ProductHasNoServiceError),
+        (
+            b"There is already installed a product of the same type in the car.",
+            errors.ProductTypeAlreadyInstalledError,
+        ),
+    ]:
+        conflict = from_response(409, {}, text)
+        assert type(conflict) is cls and isinstance(conflict, errors.ConflictError)
+        assert conflict.message == text.decode()
     assert type(from_response(418, {}, b"teapot")) is errors.FlinkeyApiError
     assert type(from_response(403, {}, b"")) is errors.PermissionDeniedError
 

@@ -1,6 +1,8 @@
 """What every route handler uses: the :class:`RouteContext`, and the generic read helpers.
 
-Every GET answers through :func:`get_list` or :func:`get_one`. Without a query string a list
+Every GET with the OData tip answers through :func:`get_list` or :func:`get_one` (the two GETs
+the reference documents without it, the groups', through :func:`get_plain_list`, which ignores
+query options). Without a query string a list
 answer is served from a cache of encoded bodies that the store's ``version`` invalidates (any
 change of the data clears it); with one, the OData options (parsed once per distinct query
 string and schema, :mod:`flinkey_async.sandbox.odata_eval`) are applied to the records in their
@@ -24,14 +26,18 @@ from ..config import SandboxConfig
 from ..odata_eval import EntitySchema, QueryOptions, parse_query
 from ..responses import json_response, text_response, unsupported_media_type
 from ..store import SandboxStore, parse_id
+from ..writes.bodies import BodyError, Refusal
 from ..writes.queue import WriteQueue
 
 __all__ = [
     "Handler",
     "ReadCache",
+    "SyncWrite",
+    "apply_sync_write",
     "RouteContext",
     "get_list",
     "get_one",
+    "get_plain_list",
     "is_json",
     "path_id",
 ]
@@ -111,6 +117,28 @@ class RouteContext:
 Handler = Callable[[RouteContext, web.Request, int], Awaitable[web.StreamResponse]]
 
 
+#: A synchronous write: ``apply(store, customer_id, body)`` changes the data or raises
+#: :class:`~flinkey_async.sandbox.writes.bodies.Refusal` (or ``BodyError``).
+SyncWrite = Callable[[SandboxStore, int, bytes], None]
+
+
+async def apply_sync_write(
+    context: RouteContext, request: web.Request, customer_id: int, apply: SyncWrite
+) -> web.Response:
+    """A write applied at once: a JSON body (415 otherwise), then 204, or the refusal's
+    status and bare text (400 with the shape problem for a body that is not JSON)."""
+    if not is_json(request):
+        return context.unsupported_media_type()
+    body = await request.read()
+    try:
+        apply(context.store, customer_id, body)
+    except BodyError as exc:
+        return text_response(str(exc), 400)
+    except Refusal as exc:
+        return text_response(exc.text, exc.status)
+    return web.Response(status=204)
+
+
 def path_id(request: web.Request, name: str) -> int | None:
     """The path parameter ``name`` as an id in ``1..2147483647``, else None."""
     return parse_id(request.match_info[name])
@@ -129,11 +157,12 @@ def get_list(
     request: web.Request,
     schema: EntitySchema,
     scope: Hashable,
-    records: Callable[[], Iterable[dict[str, Any]]],
+    records: Callable[[], Iterable[Any]],
 ) -> web.Response:
-    """A list answer: ``records()`` (in their wire shape, by id) with the request's OData
-    options applied. ``scope`` tells lists of one ``schema`` apart in the cache (the customer,
-    or the parent's id)."""
+    """A list answer: ``records()`` (in their wire shape, by id; plain values for a schema
+    without properties, which can then only be paged) with the request's OData options
+    applied. ``scope`` tells lists of one ``schema`` apart in the cache (the customer, or the
+    parent's id)."""
     if not request.query_string:
         body = context.reads.body(
             context.store.version, (schema.name, scope), lambda: dumps(list(records()))
@@ -141,6 +170,15 @@ def get_list(
         return json_response(body)
     options = context.reads.options(request, schema, single=False)
     return json_response(dumps(options.apply(list(records()))))
+
+
+def get_plain_list(
+    context: RouteContext, name: str, scope: Hashable, records: Callable[[], Iterable[Any]]
+) -> web.Response:
+    """A list answer without OData (for the GETs documented without the OData tip): query
+    options are ignored, as custom options are. ``name`` and ``scope`` key the cache."""
+    body = context.reads.body(context.store.version, (name, scope), lambda: dumps(list(records())))
+    return json_response(body)
 
 
 def get_one(

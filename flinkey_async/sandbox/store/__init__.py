@@ -1,4 +1,5 @@
-"""The sandbox's data: customers, cars, users and assignments, in memory.
+"""The sandbox's data: customers, cars, users, assignments, products, services, events, groups
+and the keyfob catalog, in memory.
 
 :class:`SandboxStore` holds immutable records (attrs, frozen) and keeps indexes by car and by
 user, so every change goes through its methods. Tests seed data from Python::
@@ -10,16 +11,22 @@ user, so every change goes through its methods. Tests seed data from Python::
     store.add_assignment(car.id, user.id, datetime(2026, 1, 1, tzinfo=UTC))
 
 or load a JSON fixture (:meth:`SandboxStore.load_fixture`; the format is the one of the bundled
-``fixture.json``: ``customers``, ``cars`` and ``users`` with a ``customerId``, ``assignments``
-in the single-assignment wire shape). Ids are database ids, unique across customers; a record
-added without an id gets the next free one.
+``fixture.json``: ``customers``; ``cars``, ``users``, ``products`` (with the ``carId`` they are
+installed into), ``services`` (with the ``productId`` they are paired with) and ``groups``
+(with their ``carIds``), each with a ``customerId``; ``assignments`` in the single-assignment
+wire shape; ``events`` in their wire shape (the customer is the car's); the catalog's
+``brands`` (strings) and ``keyfobs`` in their wire shape). Ids are database ids, unique across
+customers; a record added without an id gets the next free one.
 
 Each resource has its own module here: its record class, its wire shape (the JSON the flinkey
 API sends, ``*_wire``) and the OData schema of that shape (``*_SCHEMA``): :mod:`.customers`,
-:mod:`.cars`, :mod:`.users`, :mod:`.assignments`. Records of a customer (anything with an ``id``
+:mod:`.cars`, :mod:`.users`, :mod:`.assignments`, :mod:`.products`, :mod:`.services`,
+:mod:`.events`, :mod:`.groups`, :mod:`.keyfobs`. Records of a customer (anything with an ``id``
 and a ``customer_id``) share one generic path -- :meth:`SandboxStore.add`,
-:meth:`~SandboxStore.get`, :meth:`~SandboxStore.owned_by` -- so a new read-only resource needs no
-new store method; assignments have their own methods because they are indexed by car and user.
+:meth:`~SandboxStore.get`, :meth:`~SandboxStore.owned_by`, :meth:`~SandboxStore.replace` -- so a
+new resource needs no new store method; assignments have their own methods because they are
+indexed by car and user, and the keyfob catalog (:attr:`SandboxStore.brands`,
+:meth:`~SandboxStore.add_keyfob`) because it belongs to no customer.
 
 :meth:`SandboxStore.remove_car_assignments` does what flinkey does when a Box is uninstalled:
 it deletes every assignment of the car and reports each deletion through the webhook, unasked.
@@ -45,14 +52,24 @@ from .assignments import (
 )
 from .cars import Car, car_wire
 from .customers import Customer, customer_wire
+from .events import Event, event_wire
+from .groups import Group, group_wire
+from .keyfobs import Keyfob, keyfob_wire
+from .products import Product, product_wire
+from .services import Service, service_wire
 from .users import User, user_wire
 
 __all__ = [
     "Car",
     "Customer",
+    "Event",
+    "Group",
+    "Keyfob",
     "Listener",
     "Owned",
+    "Product",
     "SandboxStore",
+    "Service",
     "StoredAssignment",
     "User",
     "parse_id",
@@ -62,7 +79,8 @@ Listener = Callable[[dict[str, Any]], None]
 
 
 class Owned(Protocol):
-    """A record of one customer: cars, users, and any resource added later."""
+    """A record of one customer: cars, users, products, services, events, groups, and any
+    resource added later."""
 
     @property
     def id(self) -> int: ...
@@ -91,7 +109,8 @@ def _datetime_arg(value: datetime | str, name: str) -> datetime:
 
 
 class SandboxStore:
-    """In-memory customers, cars, users and assignments, with indexes by car and by user.
+    """In-memory customers, their records, assignments (indexed by car and by user) and the
+    keyfob catalog.
 
     ``version`` grows with every change (the sandbox uses it to invalidate cached answers).
     Lookups return ``None`` for unknown ids; the ``add_*`` methods raise ``ValueError`` for
@@ -105,7 +124,12 @@ class SandboxStore:
         self._owned: dict[type[Any], dict[int, Any]] = {Car: {}, User: {}}
         self.cars: dict[int, Car] = self._owned[Car]
         self.users: dict[int, User] = self._owned[User]
+        #: The brands of the keyfob catalog (``GET /brands``), in the order they are listed.
+        self.brands: list[str] = []
+        #: The keys of the catalog by id (``GET /brands/{brand}/keys``).
+        self.keyfobs: dict[int, Keyfob] = {}
         self.version = 0
+        self._assignment_ids_issued = 0
         self._by_car: dict[int, set[int]] = {}
         self._by_user: dict[int, set[int]] = {}
         self._listeners: list[Listener] = []
@@ -125,6 +149,8 @@ class SandboxStore:
         self.assignments.clear()
         self._by_car.clear()
         self._by_user.clear()
+        self.brands.clear()
+        self.keyfobs.clear()
         self.version += 1
 
     @staticmethod
@@ -168,6 +194,17 @@ class SandboxStore:
         record = self._table(kind).get(id) if id is not None else None
         if record is None or (customer_id is not None and record.customer_id != customer_id):
             return None
+        return record
+
+    def replace(self, record: OwnedT) -> OwnedT:
+        """Store ``record`` in place of the record of its type with the same id (of the same
+        customer); raises ``ValueError`` when there is none."""
+        table = self._table(type(record))
+        old = table.get(record.id)
+        if old is None or old.customer_id != record.customer_id:
+            raise ValueError(f"unknown {type(record).__name__.lower()} {record.id}")
+        table[record.id] = record
+        self.version += 1
         return record
 
     def owned_by(self, kind: type[OwnedT], customer_id: int) -> list[OwnedT]:
@@ -240,6 +277,70 @@ class SandboxStore:
         """The customer's users, by id."""
         return self.owned_by(User, customer_id)
 
+    def add_event(
+        self,
+        car_id: int,
+        user_id: int,
+        utc_date_time: datetime | str,
+        *,
+        date_time: str | None = None,
+        event_type: str = "CarOpened",
+        user_agent: str = "flinkey-sandbox",
+        latitude: float | None = None,
+        longitude: float | None = None,
+        id: int | None = None,
+    ) -> Event:
+        """Add an event of ``car_id`` (the customer is the car's; ``user_id`` must be one of
+        its users). ``date_time`` is sent as given (its zone is not documented); it defaults
+        to the UTC time without an offset."""
+        car = self.cars.get(car_id)
+        if car is None:
+            raise ValueError(f"unknown car {car_id}")
+        user = self.users.get(user_id)
+        if user is None or user.customer_id != car.customer_id:
+            raise ValueError(f"user {user_id} is not a user of customer {car.customer_id}")
+        table = self._table(Event)
+        if id is None:
+            id = self._next_id(table)
+        utc = _datetime_arg(utc_date_time, "utc_date_time")
+        local = date_time if date_time is not None else utc.strftime("%Y-%m-%dT%H:%M:%S")
+        return self.add(
+            Event(
+                id,
+                car.customer_id,
+                car_id,
+                user_id,
+                local,
+                utc,
+                event_type,
+                user_agent,
+                latitude,
+                longitude,
+            )
+        )
+
+    # -- the keyfob catalog --------------------------------------------------------------------
+
+    def add_brand(self, brand: str) -> None:
+        """Add a brand to the catalog (once)."""
+        if not isinstance(brand, str) or not brand:
+            raise ValueError(f"a brand must be a non-empty str, got {brand!r}")
+        if brand not in self.brands:
+            self.brands.append(brand)
+            self.version += 1
+
+    def add_keyfob(self, key: Keyfob) -> Keyfob:
+        """Add a key to the catalog (its brand is added too when new)."""
+        self._check_new_id(self.keyfobs, key.id, "keyfob")
+        self.add_brand(key.brand)
+        self.keyfobs[key.id] = key
+        self.version += 1
+        return key
+
+    def keyfobs_of(self, brand: str) -> list[Keyfob]:
+        """The keys of ``brand``, by id."""
+        return [k for k in _by_id(self.keyfobs) if k.brand == brand]
+
     # -- assignments -----------------------------------------------------------------------------
 
     def add_assignment(
@@ -265,8 +366,12 @@ class SandboxStore:
             if user is None or user.customer_id != car.customer_id:
                 raise ValueError(f"user {user_id} is not a user of customer {car.customer_id}")
         if id is None:
-            id = self._next_id(self.assignments)
+            # Like a database sequence, assignment ids are never handed out twice: a deleted
+            # assignment's id must not come back (a client polling for a delete would see the
+            # new assignment and take the delete for not applied).
+            id = max(self._next_id(self.assignments), self._assignment_ids_issued + 1)
         self._check_new_id(self.assignments, id, "assignment")
+        self._assignment_ids_issued = max(self._assignment_ids_issued, id)
         explicit = renewable_after is not None
         if renewable_after is None and lifetime is not None:
             renewable_after = default_renewable_after(lifetime)
@@ -401,8 +506,80 @@ class SandboxStore:
                     renewable_after=a.get("renewableAfter"),
                     id=a["id"],
                 )
+            self._load_more_records(data)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed fixture: {exc!r}") from None
+
+    def _load_more_records(self, data: Mapping[str, Any]) -> None:
+        """The fixture's products, services, events, groups and keyfob catalog."""
+        for p in _items(data, "products"):
+            if p.get("carId") is not None and self.get_car(p["carId"], p["customerId"]) is None:
+                raise ValueError(f"product {p['id']}: car {p['carId']} is not of its customer")
+            stamp = p.get("dongleTerminationTimeStamp")
+            self.add(
+                Product(
+                    p["id"],
+                    p["customerId"],
+                    p["uniqueId"],
+                    p["serialNumber"],
+                    p["sapNumber"],
+                    p["type"],
+                    None if stamp is None else _datetime_arg(stamp, "dongleTerminationTimeStamp"),
+                    p.get("carId"),
+                )
+            )
+        for s in _items(data, "services"):
+            product_id = s.get("productId")
+            if product_id is not None and self.get(Product, product_id, s["customerId"]) is None:
+                raise ValueError(f"service {s['id']}: product {product_id} is not of its customer")
+            ended = s.get("terminationDate")
+            self.add(
+                Service(
+                    s["id"],
+                    s["customerId"],
+                    s["name"],
+                    s.get("isTerminated", False),
+                    None if ended is None else _datetime_arg(ended, "terminationDate"),
+                    s.get("terminationCause"),
+                    product_id,
+                )
+            )
+        for e in _items(data, "events"):
+            self.add_event(
+                e["carId"],
+                e["userId"],
+                e["utcDateTime"],
+                date_time=e["dateTime"],
+                event_type=e["type"],
+                user_agent=e["userAgent"],
+                latitude=e.get("latitude"),
+                longitude=e.get("longitude"),
+                id=e["id"],
+            )
+        for g in _items(data, "groups"):
+            car_ids = tuple(g.get("carIds", ()))
+            for car_id in car_ids:
+                if self.get_car(car_id, g["customerId"]) is None:
+                    raise ValueError(f"group {g['id']}: car {car_id} is not of its customer")
+            self.add(Group(g["id"], g["customerId"], g["name"], car_ids))
+        brands = data.get("brands", [])
+        if not isinstance(brands, list):
+            raise ValueError("fixture key 'brands' must be a list of strings")
+        for brand in brands:
+            self.add_brand(brand)
+        for k in _items(data, "keyfobs"):
+            form = k["keyForm"]
+            self.add_keyfob(
+                Keyfob(
+                    k["id"],
+                    k["brand"],
+                    form["id"],
+                    form["name"],
+                    form["imageUrl"],
+                    k.get("boxName"),
+                    k.get("boxSapNumber"),
+                )
+            )
 
     def dump_fixture(self) -> dict[str, Any]:
         """The store's content in the fixture format (loadable by :meth:`load_fixture`).
@@ -420,6 +597,21 @@ class SandboxStore:
                 }
                 for a in _by_id(self.assignments)
             ],
+            "products": [
+                {**product_wire(p), "customerId": p.customer_id, "carId": p.car_id}
+                for p in _by_id(self._table(Product))
+            ],
+            "services": [
+                {**service_wire(s), "customerId": s.customer_id, "productId": s.product_id}
+                for s in _by_id(self._table(Service))
+            ],
+            "events": [event_wire(e) for e in _by_id(self._table(Event))],
+            "groups": [
+                {**group_wire(g), "customerId": g.customer_id, "carIds": list(g.car_ids)}
+                for g in _by_id(self._table(Group))
+            ],
+            "brands": list(self.brands),
+            "keyfobs": [keyfob_wire(k) for k in _by_id(self.keyfobs)],
         }
 
 

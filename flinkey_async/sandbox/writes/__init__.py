@@ -16,4 +16,8 @@ webhook. The sandbox mirrors that in two steps:
 
 Modules: :mod:`.queue` (the queue and what a write is), :mod:`.bodies` (generic JSON shape
 checks), :mod:`.assignments` (the three assignment writes: their bodies, rules and payloads).
+
+The installations and pairings are synchronous: :mod:`.products` checks and applies them at
+request time, and the answer (204, or a :class:`~.bodies.Refusal`'s status and text) is their
+outcome.
 """

@@ -17,6 +17,7 @@ __all__ = [
     "INT32",
     "RANGE_TEXT",
     "BodyError",
+    "Refusal",
     "datetime_field",
     "int_field",
     "load_json",
@@ -31,6 +32,15 @@ RANGE_TEXT = "out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC)
 
 class BodyError(ValueError):
     """The request body has the wrong shape; ``str(error)`` is the 400 answer text."""
+
+
+class Refusal(Exception):
+    """A synchronous write that is not applied: answer ``status`` with the bare ``text``."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
 
 
 def _reject_constant(name: str) -> Any:

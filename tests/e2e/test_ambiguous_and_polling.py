@@ -1,0 +1,89 @@
+"""Ambiguous writes keep their operation, and polling many creates costs one list per car and
+round (against the sandbox, with its faults)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from flinkey_async import FlinkeyClient, RetryPolicy
+from flinkey_async.errors import OutcomeUnknownError, ServerError
+from flinkey_async.models import NewAssignment
+from flinkey_async.sandbox import FaultConfig, RouteFaults, Sandbox, SandboxConfig
+
+START = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+def client(sandbox: Sandbox, **kw: object) -> FlinkeyClient:
+    assert sandbox.url is not None
+    return FlinkeyClient(
+        sandbox.config.api_key,
+        1,
+        token=sandbox.issue_token(),
+        base_url=sandbox.url,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_write_reset_after_sending_keeps_its_operation_which_polling_confirms() -> None:
+    faults = FaultConfig({"PUT /assignments": RouteFaults(reset_after=1.0)})
+    async with Sandbox(SandboxConfig(write_delay=0.01, faults=faults)) as sandbox:
+        async with client(sandbox) as c:
+            with pytest.raises(OutcomeUnknownError) as info:
+                await c.assignments.create(car_id=101, user_id=1001, start=START)
+            op = info.value.operation
+            assert op is not None and op.kind == "create"
+            outcome = await op.wait(5, poll_interval=0.05, max_poll_interval=0.2)
+            assert outcome.confirmed is False and outcome.assignment_id is not None
+            assert sandbox.store.get_assignment(outcome.assignment_id) is not None
+        assert sandbox.request_counts["PUT /assignments"] == 1  # never sent again
+
+
+async def test_a_write_answered_500_keeps_its_operation() -> None:
+    faults = FaultConfig({"PUT /assignments": RouteFaults(server_error=1.0)})
+    async with Sandbox(SandboxConfig(write_delay=0.01, faults=faults)) as sandbox:
+        c = client(sandbox)
+        async with c:
+            with pytest.raises(ServerError) as info:
+                await c.assignments.create(car_id=101, user_id=1001, start=START)
+    assert info.value.operation is not None
+    assert info.value.operation.describe() == "create of an assignment (car 101, user 1001)"
+
+
+async def test_polling_an_identical_older_assignment_is_not_taken_for_the_new_one() -> None:
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sandbox:
+        old = sandbox.store.add_assignment(101, 1001, START)
+        async with client(sandbox) as c:
+            resource = c.assignments
+            # A create whose identical twin already exists (known from a read): flinkey
+            # applies it here, and polling must find the *new* id, not the old one.
+            op = await resource._create(
+                NewAssignment(101, 1001, START), baseline=frozenset({old.id})
+            )
+            outcome = await op.wait(5, poll_interval=0.05, max_poll_interval=0.2)
+    assert outcome.assignment_id is not None and outcome.assignment_id != old.id
+
+
+async def test_polling_many_creates_costs_one_list_per_car_and_round() -> None:
+    """100 creates over 10 cars, confirmed by polling: at most 2 requests per write."""
+    cars = [101 + i for i in range(10)]
+    async with Sandbox(SandboxConfig(write_delay=0.05)) as sandbox:  # noqa: SIM117
+        async with client(sandbox, retry=RetryPolicy(max_retries=5)) as c:
+            semaphore = asyncio.Semaphore(16)
+
+            async def create_and_wait(i: int) -> int | None:
+                async with semaphore:
+                    op = await c.assignments.create(
+                        car_id=cars[i % 10], user_id=1001, start=START + timedelta(hours=i)
+                    )
+                outcome = await op.wait(10, poll_interval=0.2, max_poll_interval=0.4)
+                return outcome.assignment_id
+
+            ids = await asyncio.gather(*(create_and_wait(i) for i in range(100)))
+            requests = c.stats.requests
+    assert len(set(ids)) == 100 and None not in ids
+    assert requests <= 2 * 100, requests
+    lists = sum(n for route, n in sandbox.request_counts.items() if "/cars/" in route)
+    assert lists <= 100, lists

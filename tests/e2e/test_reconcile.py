@@ -1,0 +1,194 @@
+"""Reconcile and bulk writes against the sandbox: a starting state where some assignments match,
+some differ in end or lifetime, some are stale and some duplicated; with and without faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from flinkey_async import DesiredAssignment, FlinkeyClient, RetryPolicy
+from flinkey_async.bulk import BulkReport
+from flinkey_async.errors import ValidationError
+from flinkey_async.limits import Limiter, Limits
+from flinkey_async.models import NewAssignment
+from flinkey_async.reconcile import Existing, default_key, diff
+from flinkey_async.sandbox import FaultConfig, RouteFaults, Sandbox, SandboxConfig
+
+BASE = datetime(2031, 1, 1, tzinfo=UTC)
+CARS = list(range(401, 421))  # 20 cars of customer 1, added to the bundled fixture
+USERS = list(range(1001, 1011))
+OTHER_CAR = 101  # a car of customer 1 that the reconcile must not touch
+
+
+def scenario(sandbox: Sandbox, seed: int) -> list[DesiredAssignment]:
+    """Seed the store and return the desired list (about 8 per car)."""
+    rnd = random.Random(seed)
+    store = sandbox.store
+    for car in CARS:
+        store.add_car(1, car, name=f"Car {car}")
+    desired: list[DesiredAssignment] = []
+    for car in CARS:
+        for slot in range(8):
+            user = USERS[(car + slot) % len(USERS)]
+            start = BASE + timedelta(days=slot, hours=car % 24)
+            end = start + timedelta(days=3) if slot % 2 else None
+            lifetime = 1_209_600 if slot % 3 == 0 else None
+            item = DesiredAssignment(car, user, start, end, lifetime)
+            desired.append(item)
+            state = rnd.random()
+            if state < 0.3:  # matches already
+                store.add_assignment(car, user, start, end, lifetime=lifetime or 604_800)
+            elif state < 0.45:  # differs in end
+                store.add_assignment(car, user, start, start + timedelta(days=9))
+            elif state < 0.55:  # differs in lifetime (or matches in end only)
+                store.add_assignment(car, user, start, end, lifetime=2_000_000)
+            elif state < 0.65:  # duplicated
+                store.add_assignment(car, user, start, end, lifetime=lifetime or 604_800)
+                store.add_assignment(car, user, start, end)
+            # else: missing
+        for stale in range(2):  # assignments that should not be there
+            store.add_assignment(car, USERS[stale], BASE - timedelta(days=30 + stale))
+    return desired
+
+
+def state_of(sandbox: Sandbox, cars: list[int]) -> Counter[tuple[object, ...]]:
+    """(car, user, start, end) of every assignment of ``cars``, with multiplicity."""
+    found: Counter[tuple[object, ...]] = Counter()
+    for car in cars:
+        for a in sandbox.store.assignments_for_car(car):
+            found[(car, a.user_id, a.start, a.end)] += 1
+    return found
+
+
+def expected(desired: list[DesiredAssignment]) -> Counter[tuple[object, ...]]:
+    return Counter(
+        (d.car_id, d.user_id, d.start.astimezone(UTC), d.end and d.end.astimezone(UTC))
+        for d in desired
+    )
+
+
+def client_for(sandbox: Sandbox) -> FlinkeyClient:
+    assert sandbox.url is not None
+    return FlinkeyClient(
+        sandbox.config.api_key,
+        1,
+        token=sandbox.issue_token(),
+        base_url=sandbox.url,
+        retry=RetryPolicy(max_retries=8, backoff_base=0.01, backoff_max=0.1, max_retry_after=2),
+    )
+
+
+@pytest.mark.parametrize("faulty", [False, True], ids=["control", "faults"])
+async def test_reconcile_ends_in_exactly_the_desired_state(faulty: bool) -> None:
+    async with Sandbox(SandboxConfig(write_delay=0.02, seed=7)) as sandbox:
+        desired = scenario(sandbox, seed=11)
+        untouched = state_of(sandbox, [OTHER_CAR])
+        if faulty:
+            sandbox.faults = FaultConfig(
+                {
+                    "*": RouteFaults(
+                        rate_limit=0.1,
+                        server_error=0.1,
+                        reset=0.03,
+                        reset_after=0.02,
+                        retry_after=1,
+                    ),
+                },
+                seed=5,
+            )
+        progress: list[int] = []
+        async with client_for(sandbox) as client:
+            report = await client.assignments.reconcile(
+                desired,
+                cars=CARS,
+                concurrency=16,
+                timeout=3,
+                rounds=4,
+                on_progress=lambda done, total: progress.append(done),
+            )
+        sandbox.faults = None
+        await sandbox.drain()
+        final = state_of(sandbox, CARS)
+    assert report.ok, (report.failed, report.unknown)
+    assert final == expected(desired)  # exact, and no duplicates
+    assert max(final.values()) == 1
+    assert state_of(sandbox, [OTHER_CAR]) == untouched
+    assert report.total() == report.plan.size
+    assert progress  # called after each write
+    first = report.previous[0] if report.previous else report
+    assert len(first.plan.creates) > 0 and len(first.plan.updates) > 0
+    assert len(first.plan.deletes) >= 2 * len(CARS)  # the stale ones, and the duplicates
+    if not faulty:
+        assert report.previous == [] and len(report.unchanged) > 0
+        assert len(report.created) == len(report.plan.creates)
+
+
+async def test_plan_sends_nothing_and_rejects_duplicate_keys() -> None:
+    async with Sandbox(SandboxConfig(write_delay=0.02)) as sandbox:
+        desired = scenario(sandbox, seed=3)
+        async with client_for(sandbox) as client:
+            before = dict(sandbox.request_counts)
+            plan = await client.assignments.plan(desired, cars=CARS)
+            writes = {
+                k: v - before.get(k, 0)
+                for k, v in sandbox.request_counts.items()
+                if not k.startswith("GET")
+            }
+            assert all(v == 0 for v in writes.values())
+            assert plan.size >= len(desired)
+            with pytest.raises(ValidationError, match="two desired"):
+                await client.assignments.plan([desired[0], desired[0]], cars=CARS)
+            with pytest.raises(ValidationError, match="not among the cars"):
+                await client.assignments.plan(desired, cars=CARS[:1])
+
+
+def test_diff_keeps_the_lowest_id_of_duplicates_and_patches_differences() -> None:
+    start = BASE
+    desired = [DesiredAssignment(1, 2, start, start + timedelta(days=1), lifetime=1_209_600)]
+    existing = [
+        Existing(9, 1, 2, start, None, lifetime=604_800),
+        Existing(4, 1, 2, start, None, lifetime=604_800),
+        Existing(5, 1, 3, start, None),
+    ]
+    plan = diff(desired, existing, cars=[1])
+    assert [e.id for e in plan.deletes] == [5, 9]
+    (update,) = plan.updates
+    assert update.existing.id == 4
+    assert update.patch.paths == ("/end", "/lifetime")
+    assert plan.creates == () and plan.unchanged == ()
+    assert default_key(desired[0]) == default_key(existing[0])
+
+
+async def test_bulk_reports_each_item_and_a_cancelled_run_keeps_what_was_sent() -> None:
+    async with Sandbox(SandboxConfig(write_delay=0.02)) as sandbox:  # noqa: SIM117
+        async with client_for(sandbox) as client:
+            good = [NewAssignment(101, 1001, BASE + timedelta(hours=i)) for i in range(5)]
+            report = await client.assignments.create_many(good, concurrency=3, timeout=5)
+            assert [r.status for r in report.results] == ["succeeded"] * 5
+            assert len({r.outcome.assignment_id for r in report.results if r.outcome}) == 5
+            missing = await client.assignments.delete_many([987_654], timeout=5)
+            assert missing.results[0].status == "failed"
+            assert "Unable to find" in (missing.results[0].reason or "")
+            # A run cancelled midway: the report passed in keeps what was sent.
+
+            partial: BulkReport[NewAssignment] = BulkReport()
+            slow = client.for_customer(1)
+            slow._pipeline.limiter = Limiter(Limits(rate=100))  # 40 creates take 0.4 s
+            many = [NewAssignment(102, 1002, BASE + timedelta(hours=i)) for i in range(40)]
+            task = asyncio.ensure_future(
+                slow.assignments.create_many(many, concurrency=4, timeout=5, report=partial)
+            )
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            statuses = Counter(r.status for r in partial.results)
+            assert sum(statuses.values()) == 40
+            assert 0 < statuses["not_attempted"] < 40
+            assert set(statuses) <= {"not_attempted", "unknown", "succeeded"}
+            sent = [r for r in partial.results if r.status != "not_attempted"]
+            assert all(r.operation is not None for r in sent)
