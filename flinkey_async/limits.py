@@ -112,6 +112,7 @@ class Limiter:
         self._accepted: deque[float] = deque()  # times of recent non-429 answers
         self._last_adjust = 0.0
         self._ceiling: float | None = None  # the limit found at the last 429
+        self._limited: deque[float] = deque()  # times of recent 429s
         self._last_limited = float("-inf")
         self._retries: deque[float] = deque()
 
@@ -149,7 +150,7 @@ class Limiter:
             return
         accepted = self._accepted
         accepted.append(now)
-        while accepted and accepted[0] < now - 1.0:
+        while accepted and accepted[0] < now - 2.0:
             accepted.popleft()
         if self.limits.rate is None and self._rate is not None and now - self._last_adjust >= 1:
             step = self.limits.increase or max(0.5, 0.05 * self._rate)
@@ -161,22 +162,43 @@ class Limiter:
             self._last_adjust = now
 
     def _rate_limited(self, now: float, retry_after: float | None) -> None:
-        if retry_after is not None and retry_after > 0:
-            self._paused_until = max(self._paused_until, now + retry_after)
+        limited = self._limited
+        limited.append(now)
+        while limited and limited[0] < now - 2.0:
+            limited.popleft()
         if self.limits.rate is not None:
+            if self._many_limited(now):
+                self._pause(now, retry_after)
             return  # a configured rate is the caller's decision
-        while self._accepted and self._accepted[0] < now - 1.0:
-            self._accepted.popleft()
+        if not self._is_limit_signal(now):
+            return  # a stray 429 below the limit found: the request's own retry waits
+        self._pause(now, retry_after)
         last, self._last_limited = self._last_limited, now
         if now - last < 1.0:
             return  # one decrease per burst of 429s (they answer requests sent together)
-        accepted_rate = float(len(self._accepted))
+        accepted_rate = float(sum(1 for t in self._accepted if t >= now - 1.0))
         ceiling = (
             accepted_rate if self._rate is None else min(self._rate, accepted_rate or self._rate)
         )
         self._ceiling = max(self.limits.min_rate, ceiling)
         self._set_rate(max(self.limits.min_rate, ceiling * self.limits.backoff))
         self._last_adjust = now
+
+    def _is_limit_signal(self, now: float) -> bool:
+        """Whether a 429 says the client is at the server's limit: the first one, or one of
+        several making a tenth or more of the answers of the last two seconds. A stray 429
+        (an overloaded gateway, one request in many) neither pauses everybody nor lowers the
+        rate, so scattered 429s cannot throttle a job down to nothing."""
+        return self._ceiling is None or self._many_limited(now)
+
+    def _many_limited(self, now: float) -> bool:
+        limited = len(self._limited)
+        answers = limited + sum(1 for t in self._accepted if t >= now - 2.0)
+        return limited >= 3 and limited >= 0.1 * answers
+
+    def _pause(self, now: float, retry_after: float | None) -> None:
+        if retry_after is not None and retry_after > 0:
+            self._paused_until = max(self._paused_until, now + retry_after)
 
     def _set_rate(self, rate: float) -> None:
         self._rate = rate

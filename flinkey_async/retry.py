@@ -41,9 +41,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @attrs.frozen
 class RetryPolicy:
-    """How a client retries failed requests.
+    """How a client retries failed requests (each attribute is also an argument).
 
-    Args:
+    Attributes:
         max_retries: retries after the first attempt (0 disables retrying).
         backoff_base: first backoff in seconds; doubled on each retry.
         backoff_max: cap of a single backoff.

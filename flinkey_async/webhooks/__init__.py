@@ -1,7 +1,8 @@
 """flinkey's assignment webhooks: events (:mod:`.events`, pure), the correlation tracker
-(:mod:`.tracker`), and an aiohttp receiver (:mod:`.receiver`, :mod:`.server`).
+(:mod:`.tracker`), and two receivers sharing one core: for aiohttp (:mod:`.receiver`,
+:mod:`.server`) and for any ASGI framework (:mod:`.asgi`: FastAPI, Starlette, Litestar, ...).
 
-The receiver's names are imported on first use, so that ``import flinkey_async`` does not
+The receivers' names are imported on first use, so that ``import flinkey_async`` does not
 import ``aiohttp.web`` for users who never receive webhooks.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._receiving import DEFAULT_BODY_TIMEOUT, DEFAULT_PATH, ReceiverStats
 from .events import (
     DEFAULT_MAX_BYTES,
     SECRET_HEADER,
@@ -22,15 +24,8 @@ from .events import (
 from .tracker import OperationTracker, Resolution
 
 if TYPE_CHECKING:
-    from .receiver import (
-        DEFAULT_BODY_TIMEOUT,
-        DEFAULT_PATH,
-        WEBHOOK_RECEIVER_KEY,
-        ReceiverStats,
-        WebhookReceiver,
-        add_webhook_routes,
-        webhook_app,
-    )
+    from .asgi import ASGIWebhookReceiver
+    from .receiver import WEBHOOK_RECEIVER_KEY, WebhookReceiver, add_webhook_routes, webhook_app
     from .server import DEFAULT_HEADER_TIMEOUT, HeaderTimeoutSite, start_webhook_server
 
 __all__ = [
@@ -40,6 +35,7 @@ __all__ = [
     "DEFAULT_PATH",
     "SECRET_HEADER",
     "WEBHOOK_RECEIVER_KEY",
+    "ASGIWebhookReceiver",
     "AssignmentEvent",
     "EventHandler",
     "EventKind",
@@ -55,12 +51,10 @@ __all__ = [
     "webhook_app",
 ]
 
-#: Names served by the aiohttp modules, imported on first use.
+#: Names served by the receivers' modules, imported on first use.
 _LAZY = {
-    "DEFAULT_BODY_TIMEOUT": "receiver",
-    "DEFAULT_PATH": "receiver",
+    "ASGIWebhookReceiver": "asgi",
     "WEBHOOK_RECEIVER_KEY": "receiver",
-    "ReceiverStats": "receiver",
     "WebhookReceiver": "receiver",
     "add_webhook_routes": "receiver",
     "webhook_app": "receiver",

@@ -91,8 +91,8 @@ async def test_reconcile_ends_in_exactly_the_desired_state(faulty: bool) -> None
             sandbox.faults = FaultConfig(
                 {
                     "*": RouteFaults(
-                        rate_limit=0.1,
-                        server_error=0.1,
+                        rate_limit=0.05,
+                        server_error=0.15,
                         reset=0.03,
                         reset_after=0.02,
                         retry_after=1,
@@ -106,7 +106,7 @@ async def test_reconcile_ends_in_exactly_the_desired_state(faulty: bool) -> None
                 desired,
                 cars=CARS,
                 concurrency=16,
-                timeout=3,
+                timeout=2,
                 rounds=4,
                 on_progress=lambda done, total: progress.append(done),
             )

@@ -52,6 +52,15 @@ def test_the_reference_is_there() -> None:
     )
 
 
+def test_the_readme_carries_the_same_table() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    table = [
+        line for line in TABLE.read_text(encoding="utf-8").splitlines() if line.startswith("|")
+    ]
+    start = readme.index(table[0])
+    assert readme[start : start + len(table)] == table
+
+
 def test_the_copy_is_current() -> None:
     """The vendored copy equals the original wherever the original is at hand (a development
     checkout, CI); on a machine without it the copy is all there is."""
