@@ -17,7 +17,7 @@ cancellation propagates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
@@ -165,11 +165,3 @@ async def _wait_one(result: ItemResult[Any], limit: float | None, interval: floa
         result.status, result.reason, result.error = "unknown", str(exc), exc
     else:
         result.status, result.reason, result.outcome = "succeeded", None, outcome
-
-
-def count(results: Sequence[ItemResult[Any]]) -> dict[str, int]:
-    """How many results have each status."""
-    totals = dict.fromkeys(("succeeded", "failed", "unknown", "not_attempted"), 0)
-    for result in results:
-        totals[result.status] += 1
-    return totals

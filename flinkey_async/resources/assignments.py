@@ -130,15 +130,8 @@ class Assignments(Resource):
         with whole seconds. Every rule is checked before anything is sent; flinkey has the final
         word and reports it asynchronously (see :meth:`PendingOperation.wait`).
         """
-        check_id(car_id, "car_id")
-        check_id(user_id, "user_id")
-        check_aware(start, "start")
-        if end is not None:
-            check_aware(end, "end")
-        check_window(start, end)
-        check_lifetimes(lifetime, renewable_after)
         return await self._create(
-            NewAssignment(car_id, user_id, start, end, lifetime, renewable_after)
+            self._checked_new(NewAssignment(car_id, user_id, start, end, lifetime, renewable_after))
         )
 
     async def _create(
