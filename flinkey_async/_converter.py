@@ -472,30 +472,46 @@ def decode(body: bytes, tp: type[T]) -> T:
     is made, so the object is freed at once. That keeps the number of live container objects
     flat, so CPython's cyclic garbage collector, which runs after every few hundred new ones,
     is not triggered while a large list is built (it would otherwise scan the growing list
-    again and again); no process-wide switch of the collector is needed.
+    again and again); no process-wide switch of the collector is needed. The hook for each
+    target type is looked up once and kept (every call after the first is a dict lookup).
     """
+    try:
+        item_type, hook = _DECODERS[tp]
+    except KeyError:
+        item_type, hook = _DECODERS.setdefault(tp, _decoder(tp))
     data = loads(body)
-    if get_origin(tp) is list and data.__class__ is list:
-        (item_type,) = get_args(tp)
-        hook = converter.get_structure_hook(item_type)
-        try:
-            for index, item in enumerate(data):
-                data[index] = hook(item, item_type)
-        except (
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            OverflowError,
-            RecursionError,
-            cattrs.BaseValidationError,
-        ):
-            # The list is half converted now: diagnose on a fresh parse of the body.
-            failed: T = structure(loads(body), tp, body=body)
-            return failed
+    try:
+        if item_type is None:
+            result: T = hook(data, tp)
+            return result
+        if data.__class__ is not list:
+            raise TypeError("not a list")
+        for index, item in enumerate(data):
+            data[index] = hook(item, item_type)
         return typing.cast(T, data)
-    result: T = structure(data, tp, body=body)
-    return result
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+        cattrs.BaseValidationError,
+    ):
+        # Slow path (a list may be half converted now): diagnose on a fresh parse of the body.
+        failed: T = structure(loads(body), tp, body=body)
+        return failed
+
+
+#: Per target type: (the item type of a list, or None) and the structure hook to call.
+_DECODERS: dict[Any, tuple[Any, Callable[[Any, Any], Any]]] = {}
+
+
+def _decoder(tp: Any) -> tuple[Any, Callable[[Any, Any], Any]]:
+    if get_origin(tp) is list:
+        (item_type,) = get_args(tp)
+        return item_type, converter.get_structure_hook(item_type)
+    return None, converter.get_structure_hook(tp)
 
 
 def unstructure(value: Any) -> Any:

@@ -146,6 +146,18 @@ class SecretBody(bytes):
 encode_json = dumps
 
 
+#: Encoded forms of the path segments seen so far (resource names mostly), bounded.
+_ENCODED_SEGMENTS: dict[str, str] = {}
+_MAX_ENCODED_SEGMENTS = 4096
+
+
+def _encode_and_keep(segment: str | int) -> str:
+    encoded = encode_segment(segment)
+    if type(segment) is str and len(_ENCODED_SEGMENTS) < _MAX_ENCODED_SEGMENTS:
+        _ENCODED_SEGMENTS[segment] = encoded
+    return encoded
+
+
 def encode_segment(segment: str | int) -> str:
     """One path segment, percent-encoded so that it stays one segment: ``/``, ``?``, ``#``,
     ``%`` and non-ASCII are encoded, and ``.``/``..`` become ``%2E``/``%2E%2E`` (which no
@@ -197,10 +209,6 @@ def _scrub(exc: BaseException) -> None:
         seen.add(id(chained))
         chained.__traceback__ = None
         chained = chained.__cause__ or chained.__context__
-
-
-def _debug_enabled() -> bool:
-    return logger.isEnabledFor(logging.DEBUG)
 
 
 def _origin(response_url: URL, location: str | None) -> str | None:
@@ -279,6 +287,22 @@ class Pipeline:
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._rng = random.Random()
+        self._last_token: tuple[Secret, Secret] | None = None
+        self._last_token_id = 0  # id() of the string _last_token was made from
+        # The headers every request starts from (the User-Agent only on our own session: a
+        # caller's session keeps its own).
+        self._header_template = RedactedHeaders(
+            {API_KEY_HEADER: api_key.reveal(), "Accept": "application/json"}
+        )
+        if session is None:
+            self._header_template["User-Agent"] = _USER_AGENT
+        self._scoped_template = RedactedHeaders(self._header_template)
+        self._scoped_template[CUSTOMER_ID_HEADER] = self._customer_text
+        # Whether the first attempt of a call can use the configured timeout as it is (its
+        # total is within the deadline), without working out the time left.
+        self._timeout_within_deadline = deadline is None or (
+            timeout.total is not None and timeout.total <= deadline
+        )
 
     # -- session lifecycle -------------------------------------------------------------------
     @property
@@ -292,6 +316,8 @@ class Pipeline:
         view = copy.copy(self)
         view.customer_id = customer_id
         view._customer_text = str(customer_id)
+        view._scoped_template = RedactedHeaders(self._header_template)
+        view._scoped_template[CUSTOMER_ID_HEADER] = view._customer_text
         view._root = self._root
         view._closed_flag = False
         view._inflight = 0
@@ -307,11 +333,16 @@ class Pipeline:
         if not self._proxy_resolved:
             self._resolve_proxy()
         if self._http_session is None:
-            self._http_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15),
-                headers={"User-Agent": _USER_AGENT},
-                middlewares=_MIDDLEWARES,
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15)
             )
+            if isinstance(getattr(session, "_retry_connection", None), bool):
+                # aiohttp's own switch for its hidden resend (its test client turns it off the
+                # same way): cheaper than the middleware, which a caller's session gets.
+                session._retry_connection = False
+            else:
+                self._middlewares = _MIDDLEWARES
+            self._http_session = session
         return self._http_session
 
     def _resolve_proxy(self) -> None:
@@ -351,8 +382,10 @@ class Pipeline:
     def url(self, segments: Sequence[str | int], query: str | None = None) -> URL:
         """The base URL plus path segments, each encoded by :func:`encode_segment` (so none
         can change the path), plus an already-encoded query string."""
-        path = "/".join(str(s) if type(s) is int else encode_segment(s) for s in segments)
-        text = f"{self._base_text}/{path}" if path else self._base_text
+        encoded = _ENCODED_SEGMENTS
+        text = self._base_text
+        for s in segments:  # a plain loop: no comprehension frame on the hot path
+            text += f"/{s}" if s.__class__ is int else "/" + (encoded.get(s) or _encode_and_keep(s))  # type: ignore[arg-type]
         if query:
             text = f"{text}?{query}"
         return URL(text, encoded=True)
@@ -403,35 +436,65 @@ class Pipeline:
         ``customer_scoped=False`` leaves out the ``Customer-ID`` header. (A plain function
         returning the call's coroutine: one level of ``await`` less on the hot path.)
         """
-        headers = self._base_headers()
-        if customer_scoped:
-            headers[CUSTOMER_ID_HEADER] = self._customer_text
+        headers = RedactedHeaders(
+            self._scoped_template if customer_scoped else self._header_template
+        )
         if json_bytes is not None:
             headers["Content-Type"] = "application/json"
         return self._call(method, self.url(segments, query), headers, json_bytes, segments)
 
-    def _base_headers(self) -> RedactedHeaders:
-        return RedactedHeaders(
-            {API_KEY_HEADER: self._api_key.reveal(), "Accept": "application/json"}
+    def get(
+        self,
+        segments: Sequence[str | int],
+        model: Any,
+        *,
+        query: str | None = None,
+        customer_scoped: bool = True,
+    ) -> Coroutine[Any, Any, Any]:
+        """``GET`` one API resource and decode its body into ``model`` (a model class or
+        ``list[Model]``), as one coroutine (``await`` it)."""
+        headers = RedactedHeaders(
+            self._scoped_template if customer_scoped else self._header_template
         )
+        return self._call("GET", self.url(segments, query), headers, None, segments, model=model)
 
-    async def _token(self, method: str, path: str, deadline_at: float | None) -> Secret:
-        """The bearer token: the provider's cached one at once, else fetched (within the
-        call's deadline)."""
+    def _base_headers(self) -> RedactedHeaders:
+        return RedactedHeaders(self._header_template)
+
+    def _cached_token(self) -> tuple[Secret, Secret] | None:
+        """The provider's cached token and its ``Authorization`` header value, if it has one
+        (made once while the provider keeps returning the same string)."""
         provider = self.token_provider
         if provider is None:
             raise ClientClosedError("no credentials: the client is not set up")
         cached = provider.cached()
-        if cached is not None:
-            return Secret(cached)
+        if cached is None:
+            return None
+        root = self._root
+        # By identity: the pair's Secret holds the string, so its id is not reused meanwhile.
+        if id(cached) == root._last_token_id:
+            return root._last_token
+        root._last_token = pair = (Secret(cached), Secret("Bearer " + cached))
+        root._last_token_id = id(cached)
+        return pair
+
+    async def _token(
+        self, method: str, segments: Sequence[str | int], deadline_at: float | None
+    ) -> tuple[Secret, Secret]:
+        """The bearer token and its ``Authorization`` header value, fetched from the provider
+        (within the call's deadline)."""
+        provider = self.token_provider
+        if provider is None:
+            raise ClientClosedError("no credentials: the client is not set up")
         try:
             async with asyncio.timeout_at(deadline_at):
-                return Secret(await provider.token())
+                token = await provider.token()
+                return Secret(token), Secret("Bearer " + token)
         except TimeoutError as exc:
             if isinstance(exc, RequestTimeoutError):
                 raise
             raise RequestTimeoutError(
-                f"{method} {path}: no access token within the client's deadline of "
+                f"{method} {_path_text(segments)}: no access token within the client's deadline of "
                 f"{self.deadline} s"
             ) from None
 
@@ -444,18 +507,19 @@ class Pipeline:
         segments: Sequence[str | int],
         *,
         authenticate: bool = True,
-    ) -> Response:
-        """One call: the retry loop around single attempts.
+        model: Any = None,
+    ) -> Any:
+        """One call: the retry loop around single attempts; the 2xx :class:`Response`, or its
+        body decoded into ``model`` when one is given.
 
         The deadline bounds each attempt (aiohttp's total timeout is at most the time left) and
         each wait (a retry that would start after it is not made). This is the hot path of every
         call, written as one coroutine: each level of ``await`` costs on every resumption.
         """
-        if self._closed:
+        if self._closed_flag or self._root._closed_flag:
             raise ClientClosedError("this FlinkeyClient is closed")
         loop = asyncio.get_running_loop()
         deadline_at = None if self.deadline is None else loop.time() + self.deadline
-        write = method in _WRITE_METHODS
         attempt = 0
         refreshed = False
         self._inflight += 1
@@ -463,17 +527,27 @@ class Pipeline:
             while True:
                 token: Secret | None = None
                 if authenticate:
-                    token = await self._token(method, _path_text(segments), deadline_at)
-                    headers[AUTHORIZATION_HEADER] = "Bearer " + token.reveal()
+                    token, bearer = self._cached_token() or await self._token(
+                        method, segments, deadline_at
+                    )
+                    headers[AUTHORIZATION_HEADER] = bearer.reveal()
                 failure: Failure
                 error: Exception
                 retry_after: float | None = None
                 limiter = self.limiter
-                await limiter.acquire()
-                sent_at = loop.time()
+                if not limiter.try_acquire():
+                    await limiter.acquire()
+                debug = logger.isEnabledFor(logging.DEBUG)
+                sent_at = loop.time() if debug else 0.0
                 try:
-                    response = await self._send(
-                        method, url, headers, data, self._attempt_timeout(loop, deadline_at)
+                    status, response_headers, body = await self._send(
+                        method,
+                        url,
+                        headers,
+                        data,
+                        self._timeout
+                        if attempt == 0 and self._timeout_within_deadline
+                        else self._attempt_timeout(loop, deadline_at),
                     )
                 except aiohttp.ConnectionTimeoutError:
                     failure = "connect"
@@ -488,14 +562,12 @@ class Pipeline:
                     )
                 except _ConnectionLost as exc:
                     failure = "disconnect"
-                    error = self._lost(
-                        method, segments, write, f"the connection broke ({exc.cause_name})"
-                    )
+                    error = self._lost(method, segments, f"the connection broke ({exc.cause_name})")
                 except TimeoutError:
                     failure = "timeout"
                     error = (
                         self._unknown(method, segments, "no answer in time", timed_out=True)
-                        if write
+                        if method in _WRITE_METHODS
                         else RequestTimeoutError(f"{method} {_path_text(segments)} timed out")
                     )
                 except (
@@ -505,7 +577,7 @@ class Pipeline:
                 ) as exc:
                     failure = "disconnect"
                     error = self._lost(
-                        method, segments, write, f"the answer broke off ({type(exc).__name__})"
+                        method, segments, f"the answer broke off ({type(exc).__name__})"
                     )
                 except aiohttp.ClientError as exc:
                     failure = "disconnect"
@@ -518,25 +590,24 @@ class Pipeline:
                         ) from None
                     raise
                 else:
-                    status = response.status
                     if status != 429:
                         limiter.answered(status)
-                    if 200 <= status < 300:
-                        if _debug_enabled():
-                            _log_answer(method, url, status, attempt, loop.time() - sent_at)
-                        return response
-                    path = _path_text(segments)
-                    if _debug_enabled():
+                    if debug:
                         _log_answer(method, url, status, attempt, loop.time() - sent_at)
+                    if 200 <= status < 300:
+                        if model is None:
+                            return Response(status, response_headers, body)
+                        return decode(body, model)
+                    path = _path_text(segments)
                     if 300 <= status < 400:
                         raise UnexpectedRedirectError(
                             status,
-                            _origin(url, response.headers.get("Location")),
+                            _origin(url, response_headers.get("Location")),
                             method=method,
                             path=path,
                         )
                     api_error = from_response(
-                        status, response.headers, response.body, method=method, path=path
+                        status, response_headers, body, method=method, path=path
                     )
                     if (
                         isinstance(api_error, InvalidTokenError)
@@ -575,10 +646,8 @@ class Pipeline:
             if not self._inflight and self._idle is not None:
                 self._idle.set()
 
-    def _lost(
-        self, method: str, segments: Sequence[str | int], write: bool, what: str
-    ) -> TransportError:
-        if write:
+    def _lost(self, method: str, segments: Sequence[str | int], what: str) -> TransportError:
+        if method in _WRITE_METHODS:
             return self._unknown(method, segments, what)
         return TransportError(f"{method} {_path_text(segments)}: connection lost ({what})")
 
@@ -610,9 +679,13 @@ class Pipeline:
         headers: Mapping[str, str],
         data: bytes | None,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request timeout
-    ) -> Response:
-        """One attempt: the request, and its body read up to the limits."""
-        http = self._http()
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One attempt: the request, and its body read up to the limits: status, headers and
+        body."""
+        root = self._root
+        http = root._http_session
+        if http is None or self._closed_flag or root._closed_flag or not root._proxy_resolved:
+            http = self._http()
         try:
             async with http.request(
                 method,
@@ -621,9 +694,9 @@ class Pipeline:
                 data=data,
                 timeout=timeout,
                 allow_redirects=False,
-                proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
-                middlewares=self._middlewares,
+                proxy=root._proxy,
+                proxy_auth=root._proxy_auth,
+                middlewares=root._middlewares,
             ) as resp:
                 status = resp.status
                 limit = (
@@ -640,7 +713,7 @@ class Pipeline:
                     body = await resp.read()  # bounded by Content-Length
                 else:
                     body = await _read_bounded(resp, limit, truncate=not 200 <= status < 300)
-                return Response(status, resp.headers, body)
+                return status, resp.headers, body
         except BaseException as exc:
             _scrub(exc)
             raise

@@ -105,7 +105,8 @@ class Limiter:
         self.limits = limits
         self.stats = RequestStats()
         self._clock = clock
-        self._slots = asyncio.Semaphore(limits.concurrency)
+        self._free = limits.concurrency  # slots not taken
+        self._waiters: deque[asyncio.Future[None]] = deque()  # for a slot, first come first
         self._rate: float | None = limits.rate
         self._next_slot = 0.0
         self._paused_until = 0.0
@@ -121,11 +122,35 @@ class Limiter:
         """The current pace in requests per second (``None``: not limited yet)."""
         return self._rate
 
+    def try_acquire(self) -> bool:
+        """Take a slot at once when nothing needs waiting for (a free slot, nobody queued, no
+        pace and no pause to keep); ``False``: :meth:`acquire` it instead. Call
+        :meth:`release` when the answer is in."""
+        if self._free and not self._waiters and self._rate is None and not self._paused_until:
+            self._free -= 1
+            self.stats.requests += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Wait for a slot and for the pace; call :meth:`release` when the answer is in."""
-        await self._slots.acquire()
+        if self._free and not self._waiters:
+            self._free -= 1
+        else:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self.release()  # a slot was handed over as this task was cancelled
+                else:
+                    self._waiters.remove(waiter)
+                raise
         try:
             now = self._clock()
+            if self._paused_until and self._paused_until <= now:
+                self._paused_until = 0.0
             slot = max(now, self._paused_until)
             rate = self._rate
             if rate is not None:
@@ -134,12 +159,19 @@ class Limiter:
             if slot > now:
                 await asyncio.sleep(slot - now)
         except BaseException:
-            self._slots.release()
+            self.release()
             raise
         self.stats.requests += 1
 
     def release(self) -> None:
-        self._slots.release()
+        """Give a slot back: to the first task waiting for one, else to the free ones."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
     def answered(self, status: int, retry_after: float | None = None) -> None:
         """Learn from one answer: a 429 slows the client down, others let it speed up."""
@@ -150,9 +182,10 @@ class Limiter:
             return
         accepted = self._accepted
         accepted.append(now)
-        while accepted and accepted[0] < now - 2.0:
-            accepted.popleft()
-        if self.limits.rate is None and self._rate is not None and now - self._last_adjust >= 1:
+        if accepted[0] < now - 2.0:
+            while accepted and accepted[0] < now - 2.0:
+                accepted.popleft()
+        if self._rate is not None and self.limits.rate is None and now - self._last_adjust >= 1:
             step = self.limits.increase or max(0.5, 0.05 * self._rate)
             rate = self._rate + step * (now - self._last_adjust)
             ceiling = self._ceiling

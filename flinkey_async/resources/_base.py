@@ -7,7 +7,7 @@ client), never the client itself."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, overload
 
@@ -72,21 +72,21 @@ class Resource:
             )
         return query
 
-    async def _get(
+    def _get(
         self,
         segments: Sequence[str | int],
         model: Any,
         query: Query | None = None,
         *,
         customer_scoped: bool = True,
-    ) -> Any:
-        response = await self._pipeline.request(
-            "GET",
+    ) -> Coroutine[Any, Any, Any]:
+        """``GET`` and decode into ``model``: the pipeline's coroutine (``await`` it)."""
+        return self._context.pipeline.get(
             segments,
+            model,
             query=query.encoded() if query is not None else None,
             customer_scoped=customer_scoped,
         )
-        return response.decode(model)
 
     async def _send(
         self,

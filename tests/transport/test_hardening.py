@@ -584,6 +584,25 @@ async def test_trust_env_reads_the_proxy_once_and_uses_it(
     assert len(proxy.requests) == 2
 
 
+async def test_a_customer_view_made_before_the_first_request_uses_the_env_proxy(
+    proxy: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("/v3", ""))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with FlinkeyClient(
+        API_KEY,
+        CUSTOMER_ID,
+        token=TOKEN_VALUE,
+        base_url="http://flinkey.invalid/v3",
+        trust_env=True,
+    ) as client:
+        view = client.for_customer(CUSTOMER_ID + 1)  # before the proxy is read
+        assert (await view.assignments.get(1)).id == 1
+    assert [r.raw_path for r in proxy.requests] == ["http://flinkey.invalid/v3/assignments/1"]
+    assert proxy.requests[0].headers["Customer-ID"] == str(CUSTOMER_ID + 1)
+
+
 async def test_an_explicit_proxy_is_used(proxy: RecordingServer) -> None:
     async with FlinkeyClient(
         API_KEY,

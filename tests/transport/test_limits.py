@@ -63,6 +63,50 @@ def test_the_retry_budget_refuses_beyond_its_window() -> None:
     assert (limiter.stats.retries, limiter.stats.retries_refused) == (4, 1)
 
 
+async def test_slots_are_handed_over_in_order_and_survive_a_cancelled_waiter() -> None:
+    limiter = Limiter(Limits(concurrency=1))
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()  # the one slot is taken
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        await limiter.acquire()
+        order.append(name)
+
+    first = asyncio.create_task(take("first"))
+    second = asyncio.create_task(take("second"))
+    third = asyncio.create_task(take("third"))
+    await asyncio.sleep(0)  # all three queue up
+    limiter.release()  # handed to "first"...
+    first.cancel()  # ...which is cancelled before it runs: the slot goes on to "second"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, 1)
+    assert order == ["second"]
+    assert not third.done()
+    limiter.release()
+    await asyncio.wait_for(third, 1)
+    assert order == ["second", "third"]
+    limiter.release()
+    assert limiter.try_acquire()  # the slot is free again, and only one
+    assert not limiter.try_acquire()
+    assert limiter.stats.requests == 4  # the cancelled waiter never counted
+
+
+async def test_a_pause_after_a_429_holds_new_requests_until_it_ends() -> None:
+    now = [100.0]
+    limiter = Limiter(Limits(), clock=lambda: now[0])
+    assert limiter.try_acquire()  # nothing to wait for
+    limiter.release()
+    limiter.answered(429, retry_after=0.05)  # the first 429: everybody pauses
+    limiter._rate = None  # (the pause alone, not the rate it learnt, is under test)
+    assert not limiter.try_acquire()  # a pause is kept: the waiting path
+    started = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - started >= 0.04
+    limiter.release()
+
+
 async def test_concurrency_is_bounded(server: RecordingServer) -> None:
     inflight = peak = 0
 
