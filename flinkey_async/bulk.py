@@ -105,9 +105,11 @@ async def run_bulk(
     poll_interval: float = 0.5,
     on_progress: Progress | None = None,
     report: BulkReport[T] | None = None,
+    on_item: Callable[[ItemResult[T]], None] | None = None,
 ) -> BulkReport[T]:
     """Send every item with ``send`` (at most ``concurrency`` at once) and, with ``wait``, await
-    each one's outcome (``timeout`` seconds per item). Fills and returns ``report``."""
+    each one's outcome (``timeout`` seconds per item). Fills and returns ``report``;
+    ``on_item(result)`` is called as each item ends, before ``on_progress``."""
     if type(concurrency) is not int or concurrency < 1:
         raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
     report = report if report is not None else BulkReport()
@@ -122,6 +124,8 @@ async def run_bulk(
             await _send_one(result, send)
         if wait and result.operation is not None and result.status == "unknown":
             await _wait_one(result, timeout, poll_interval)
+        if on_item is not None:
+            on_item(result)
         done += 1
         if on_progress is not None:
             progressed = on_progress(done, total)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -23,6 +24,7 @@ from ..auth import Secret
 from ..bulk import BulkReport, Progress
 from ..client import DEFAULT_BASE_URL
 from ..client import FlinkeyClient as AsyncFlinkeyClient
+from ..journal import Journal
 from ..limits import Limits, RequestStats
 from ..models.assignments import Assignment, CarAssignment, NewAssignment, UserAssignment
 from ..models.cars import Car
@@ -263,6 +265,8 @@ class Assignments(ResourceBase[AsyncAssignments]):
         timeout: float | None = 60.0,
         rounds: int = 3,
         on_progress: Progress | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        settle: float = 120.0,
     ) -> ReconcileReport:
         """Make the ``cars``' assignments equal ``desired``: plan (:meth:`plan`), apply every
         write with at most ``concurrency`` in flight, await each one's outcome, and report
@@ -273,7 +277,15 @@ class Assignments(ResourceBase[AsyncAssignments]):
         blindly: after the round, the cars are read again and a new plan made from what
         flinkey really has (an applied write then simply shows), at most ``rounds`` times; the
         report is the last round's, with the earlier ones in ``previous``. Safe to run again:
-        a re-run reads afresh (duplicates are deleted, the lowest id kept)."""
+        a re-run reads afresh (duplicates are deleted, the lowest id kept).
+
+        ``journal`` (a :class:`~flinkey_async.journal.Journal`, or the path of a
+        :class:`~flinkey_async.journal.FileJournal`) makes a re-run after a crash exact: every
+        write is recorded before it is sent and settled once its outcome is known, and a run
+        first waits for the writes an earlier run left open on these cars to show (at most
+        ``settle`` seconds after each was sent) before it reads and plans, so that a create
+        flinkey accepted but had not applied yet is not made twice (see
+        :mod:`flinkey_async.journal`)."""
         return self._runner.call(
             self._async.reconcile,
             desired,
@@ -283,6 +295,8 @@ class Assignments(ResourceBase[AsyncAssignments]):
             timeout=timeout,
             rounds=rounds,
             on_progress=on_progress,
+            journal=journal,
+            settle=settle,
         )
 
 
@@ -672,6 +686,31 @@ class BlockingOperation(OperationBase):
             timeout,
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
+        )
+
+    @property
+    def can_poll(self) -> bool:
+        """True when the operation has a probe, so :meth:`poll` can observe its outcome."""
+        return self._async.can_poll
+
+    def poll(
+        self,
+        timeout: float | None = 30.0,
+        *,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+        reason: str | None = None,
+    ) -> OperationOutcome:
+        """Observe the outcome by polling the read endpoints, whether or not a tracker
+        watches the operation (what :meth:`wait` does without one; trackers call it when
+        their webhooks stopped arriving). ``reason`` is recorded in the outcome's
+        ``fallback_reason``. Raises like :meth:`wait` does when polling."""
+        return self._runner.call(
+            self._async.poll,
+            timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            reason=reason,
         )
 
     def result(self) -> OperationOutcome:

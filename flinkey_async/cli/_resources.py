@@ -87,6 +87,7 @@ from ._output import (
     wait_with_progress,
 )
 from ._parsing import DATETIME_HELP, aware_datetime, build_patch, orderby_key
+from ._reconcile import add_reconcile
 
 __all__ = ["GROUPS", "PARAMETER_HELP", "Command", "Group", "build_group", "run_async"]
 
@@ -146,6 +147,8 @@ class Group:
     customer_scoped: bool = True
     patch_schema: PatchSchema | None = None
     name: str | None = None
+    #: Commands written by hand, added to the group's app: ``add(app, run_async)``.
+    extra: tuple[Callable[[typer.Typer, Callable[[Callable[[], Any]], Any]], None], ...] = ()
 
     @property
     def command_name(self) -> str:
@@ -187,6 +190,7 @@ GROUPS: tuple[Group, ...] = (
             ),
         ),
         patch_schema=ASSIGNMENT_PATCH,
+        extra=(add_reconcile,),
     ),
     Group(
         "customers",
@@ -856,4 +860,6 @@ def build_group(group: Group) -> typer.Typer:
         method = getattr(group.resource, command.method)
         callback.__doc__ = command.help or _first_sentence(method.__doc__)
         app.command(name=command.command_name)(callback)
+    for add in group.extra:
+        add(app, run_async)
     return app

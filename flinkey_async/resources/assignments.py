@@ -8,16 +8,18 @@ and the asynchronous writes ``PUT /assignments``, ``PATCH /assignments/{id}``,
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .._converter import parse_datetime, unstructure
 from .._validate import check_aware, check_id, check_window
-from ..bulk import BulkReport, Progress, run_bulk
+from ..bulk import BulkReport, ItemResult, Progress, run_bulk
 from ..errors import NotFoundError
+from ..journal import FileJournal, Journal, JournalEntry
 from ..models.assignments import (
     ASSIGNMENT_PATCH,
     Assignment,
@@ -324,6 +326,8 @@ class Assignments(Resource):
         timeout: float | None = 60.0,  # noqa: ASYNC109 - per write, applied by wait()
         rounds: int = 3,
         on_progress: Progress | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        settle: float = 120.0,
     ) -> ReconcileReport:
         """Make the ``cars``' assignments equal ``desired``: plan (:meth:`plan`), apply every
         write with at most ``concurrency`` in flight, await each one's outcome, and report
@@ -334,15 +338,31 @@ class Assignments(Resource):
         blindly: after the round, the cars are read again and a new plan made from what
         flinkey really has (an applied write then simply shows), at most ``rounds`` times; the
         report is the last round's, with the earlier ones in ``previous``. Safe to run again:
-        a re-run reads afresh (duplicates are deleted, the lowest id kept)."""
+        a re-run reads afresh (duplicates are deleted, the lowest id kept).
+
+        ``journal`` (a :class:`~flinkey_async.journal.Journal`, or the path of a
+        :class:`~flinkey_async.journal.FileJournal`) makes a re-run after a crash exact: every
+        write is recorded before it is sent and settled once its outcome is known, and a run
+        first waits for the writes an earlier run left open on these cars to show (at most
+        ``settle`` seconds after each was sent) before it reads and plans, so that a create
+        flinkey accepted but had not applied yet is not made twice (see
+        :mod:`flinkey_async.journal`)."""
         if type(rounds) is not int or rounds < 1:
             raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+        if not settle >= 0:
+            raise ValueError(f"settle must be a number of seconds >= 0, got {settle!r}")
         wanted = list(desired)
+        for car in cars:
+            check_id(car, "cars")
+        if journal is not None and not isinstance(journal, Journal):
+            journal = FileJournal(journal)
         before = self._pipeline.limiter.stats.snapshot()
+        if journal is not None:
+            await self._settle(journal, cars, settle, concurrency)
         previous: list[ReconcileReport] = []
         while True:
             report = await self._reconcile_once(
-                wanted, cars, key, concurrency, timeout, on_progress
+                wanted, cars, key, concurrency, timeout, on_progress, journal
             )
             if report.ok or len(previous) + 1 >= rounds:
                 report.previous = previous
@@ -358,8 +378,11 @@ class Assignments(Resource):
         concurrency: int,
         limit: float | None,
         on_progress: Progress | None,
+        journal: Journal | None = None,
     ) -> ReconcileReport:
         before = self._pipeline.limiter.stats.snapshot()
+        customer = self._pipeline.customer_id
+        recorded: dict[int, str] = {}  # id(tagged item) -> its journal record
         plan = await self.plan(wanted, cars=cars, key=key, concurrency=concurrency)
         tagged: list[tuple[str, Any]] = (
             [("delete", e) for e in plan.deletes]
@@ -368,6 +391,19 @@ class Assignments(Resource):
         )
 
         async def send(item: tuple[str, Any]) -> PendingOperation:
+            if journal is None:
+                return await send_unrecorded(item)
+            entry = _journal_entry(customer, item)
+            journal.sent(entry)  # before it leaves: a crash from here on is covered
+            recorded[id(item)] = entry.id
+            return await send_unrecorded(item)
+
+        def ended(result: ItemResult[tuple[str, Any]]) -> None:
+            entry_id = recorded.get(id(result.item))
+            if journal is not None and entry_id is not None and result.status != "unknown":
+                journal.settled([entry_id])  # applied or refused: nothing left open
+
+        async def send_unrecorded(item: tuple[str, Any]) -> PendingOperation:
             kind, value = item
             if kind == "delete":
                 return await self.delete(value.id)  # just read: it exists
@@ -387,9 +423,84 @@ class Assignments(Resource):
             )  # the read found none with its key: the baseline is empty
 
         bulk: BulkReport[tuple[str, Any]] = await run_bulk(
-            tagged, send, concurrency=concurrency, timeout=limit, on_progress=on_progress
+            tagged,
+            send,
+            concurrency=concurrency,
+            timeout=limit,
+            on_progress=on_progress,
+            on_item=ended,
         )
         return report_of(plan, bulk, self._pipeline.limiter.stats - before)
+
+    async def _settle(
+        self, journal: Journal, cars: Sequence[int], settle: float, concurrency: int
+    ) -> None:
+        """Wait until the writes ``journal`` holds open for these cars show in flinkey's data
+        (at most ``settle`` seconds after each was sent), and settle them."""
+        customer, wanted_cars = self._pipeline.customer_id, set(cars)
+        open_entries = [
+            e for e in journal.pending() if e.customer_id == customer and e.car_id in wanted_cars
+        ]
+        interval = 0.2
+        while open_entries:
+            lists = dict(
+                zip(
+                    sorted({e.car_id for e in open_entries}),
+                    await self._lists_or_none(
+                        sorted({e.car_id for e in open_entries}), concurrency
+                    ),
+                    strict=True,
+                )
+            )
+            now = datetime.now(UTC)
+            done = [
+                e
+                for e in open_entries
+                if (now - e.sent_at).total_seconds() >= settle
+                or await self._shows(e, lists[e.car_id])
+            ]
+            journal.settled(e.id for e in done)
+            open_entries = [e for e in open_entries if e not in done]
+            if open_entries:
+                oldest = min(e.sent_at for e in open_entries)
+                left = settle - (datetime.now(UTC) - oldest).total_seconds()
+                await asyncio.sleep(max(0.0, min(interval, left)))
+                interval = min(interval * 2, 2.0)
+
+    async def _lists_or_none(
+        self, cars: Sequence[int], concurrency: int
+    ) -> list[list[CarAssignment] | None]:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(car: int) -> list[CarAssignment] | None:
+            async with semaphore:
+                try:
+                    return [item async for item in self.iter_for_car(car, page_size=500)]
+                except NotFoundError:
+                    return None  # no such car (any more): nothing of it can show
+
+        return list(await asyncio.gather(*(one(car) for car in cars)))
+
+    async def _shows(self, entry: JournalEntry, items: list[CarAssignment] | None) -> bool:
+        """Whether a journaled write's effect shows in the car's list (``None``: the car is
+        gone, so nothing is left to wait for)."""
+        if items is None:
+            return True
+        if entry.kind == "create":
+            key = create_key(entry.customer_id, entry.car_id, entry.user_id, entry.start, entry.end)
+            return any(
+                create_key(entry.customer_id, entry.car_id, i.user_id, i.start, i.end) == key
+                for i in items
+            )
+        if entry.kind == "delete":
+            return all(i.id != entry.assignment_id for i in items)
+        assert entry.assignment_id is not None
+        try:
+            current = await self.get(entry.assignment_id)
+        except NotFoundError:
+            return True
+        expected = expected_after_patch(entry.patch)
+        return all(getattr(current, k) == v for k, v in expected.items())
 
     async def _read_cars(self, cars: Sequence[int], concurrency: int) -> list[Existing]:
         semaphore = asyncio.Semaphore(concurrency)
@@ -506,6 +617,34 @@ class _CarLists:
                     del self._reads[stale]
         items: list[CarAssignment] = await asyncio.shield(entry[1])
         return items
+
+
+def _journal_entry(customer: int, item: tuple[str, Any]) -> JournalEntry:
+    """The journal record of one of reconcile's writes (``(kind, item)``)."""
+    kind, value = item
+    if kind == "delete":
+        existing: Existing = value
+        return JournalEntry.new("delete", customer, existing.car_id, assignment_id=existing.id)
+    if kind == "update":
+        update: Update = value
+        return JournalEntry.new(
+            "update",
+            customer,
+            update.existing.car_id,
+            assignment_id=update.existing.id,
+            patch=update.patch.to_body(ASSIGNMENT_PATCH),
+        )
+    wanted: DesiredAssignment = value
+    return JournalEntry.new(
+        "create",
+        customer,
+        wanted.car_id,
+        user_id=wanted.user_id,
+        start=wanted.start,
+        end=wanted.end,
+        lifetime=wanted.lifetime,
+        renewable_after=wanted.renewable_after,
+    )
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
