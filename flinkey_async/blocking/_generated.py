@@ -165,9 +165,10 @@ class Assignments(ResourceBase[AsyncAssignments]):
     def delete(self, assignment_id: int) -> BlockingOperation:
         """Remove an assignment (``DELETE /assignments/{assignmentId}``).
 
-        Confirmed by polling (no tracker), a delete is observed once ``GET`` answers 404, which
-        cannot tell a deleted assignment from one that never existed: read it first when that
-        matters (bulk deletes do), or confirm by webhook, which reports flinkey's verdict.
+        Without a tracker, the delete will be confirmed by polling, which sees a 404 both for
+        a deleted assignment and for one that never existed; so the assignment is read first,
+        and one that does not exist raises :class:`~flinkey_async.errors.NotFoundError`
+        without anything being sent. With a tracker, flinkey's webhook gives the verdict.
         """
         return BlockingOperation(
             self._runner, self, self._runner.call(self._async.delete, assignment_id)
@@ -229,8 +230,8 @@ class Assignments(ResourceBase[AsyncAssignments]):
         report: BulkReport[int] | None = None,
     ) -> BulkReport[int]:
         """Delete assignments, like :meth:`create_many`. Without a tracker each one is read
-        first, so that the delete of an assignment that does not exist fails (with flinkey's
-        404 text) instead of being confirmed by polling's 404."""
+        first (see :meth:`delete`), so that the delete of an assignment that does not exist
+        fails (with flinkey's 404 text) instead of being confirmed by polling's 404."""
         return self._runner.call(
             self._async.delete_many,
             assignment_ids,

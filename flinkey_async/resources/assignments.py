@@ -177,11 +177,18 @@ class Assignments(Resource):
     async def delete(self, assignment_id: int) -> PendingOperation:
         """Remove an assignment (``DELETE /assignments/{assignmentId}``).
 
-        Confirmed by polling (no tracker), a delete is observed once ``GET`` answers 404, which
-        cannot tell a deleted assignment from one that never existed: read it first when that
-        matters (bulk deletes do), or confirm by webhook, which reports flinkey's verdict.
+        Without a tracker, the delete will be confirmed by polling, which sees a 404 both for
+        a deleted assignment and for one that never existed; so the assignment is read first,
+        and one that does not exist raises :class:`~flinkey_async.errors.NotFoundError`
+        without anything being sent. With a tracker, flinkey's webhook gives the verdict.
         """
         check_id(assignment_id, "assignment_id")
+        if self._context.tracker is None:
+            await self.get(assignment_id)
+        return await self._delete(assignment_id)
+
+    async def _delete(self, assignment_id: int) -> PendingOperation:
+        """Send a delete of an assignment known to exist (just read, or the tracker decides)."""
         return await self._write(
             "delete",
             "DELETE",
@@ -254,18 +261,11 @@ class Assignments(Resource):
         report: BulkReport[int] | None = None,
     ) -> BulkReport[int]:
         """Delete assignments, like :meth:`create_many`. Without a tracker each one is read
-        first, so that the delete of an assignment that does not exist fails (with flinkey's
-        404 text) instead of being confirmed by polling's 404."""
-
-        async def send(assignment_id: int) -> PendingOperation:
-            check_id(assignment_id, "assignment_id")
-            if self._context.tracker is None:
-                await self.get(assignment_id)
-            return await self.delete(assignment_id)
-
+        first (see :meth:`delete`), so that the delete of an assignment that does not exist
+        fails (with flinkey's 404 text) instead of being confirmed by polling's 404."""
         return await run_bulk(
             list(assignment_ids),
-            send,
+            self.delete,
             concurrency=concurrency,
             wait=wait,
             timeout=timeout,
@@ -406,7 +406,7 @@ class Assignments(Resource):
         async def send_unrecorded(item: tuple[str, Any]) -> PendingOperation:
             kind, value = item
             if kind == "delete":
-                return await self.delete(value.id)  # just read: it exists
+                return await self._delete(value.id)  # just read: it exists
             if kind == "update":
                 update: Update = value
                 return await self.update(update.existing.id, update.patch)

@@ -16,6 +16,7 @@ from flinkey_async.errors import (
     ValidationError,
 )
 from flinkey_async.models import Assignment, CarAssignment, NewAssignment, UserAssignment
+from flinkey_async.webhooks import OperationTracker
 from tests.support.recording import (
     API_KEY,
     CUSTOMER_ID,
@@ -199,6 +200,7 @@ async def test_update_sends_the_documented_patch_byte_for_byte(server: Recording
 async def test_delete(server: RecordingServer) -> None:
     server.on("DELETE", "/assignments/123", no_content)
     async with client_for(server) as client:
+        client.tracker = OperationTracker()  # confirmed by webhook: sent at once, no read first
         op = await client.assignments.delete(123)
     (rec,) = server.requests
     assert (rec.method, rec.raw_path, rec.body) == ("DELETE", "/v3/assignments/123", b"")

@@ -233,8 +233,11 @@ async def test_get_retried_on_503_but_write_never_on_500(server: RecordingServer
     ) as client:
         assert (await client.assignments.get(1)).id == 1
         with pytest.raises(ServerError, match=r"Internal server error\."):
-            await client.assignments.delete(1)
-    assert len(server.for_path("/v3/assignments/1")) == 3 + 1
+            await client.assignments.delete(1)  # read first (polling), then sent once
+    assert [r.method for r in server.for_path("/v3/assignments/1")] == ["GET"] * 3 + [
+        "GET",
+        "DELETE",
+    ]
 
 
 async def test_connection_refused_maps_to_transport_error() -> None:

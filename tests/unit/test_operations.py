@@ -13,6 +13,7 @@ from aiohttp import web
 from flinkey_async import FlinkeyClient, JsonPatch, OperationTracker, RetryPolicy
 from flinkey_async.errors import (
     BadRequestError,
+    NotFoundError,
     OperationFailedError,
     OperationTimeoutError,
 )
@@ -157,9 +158,10 @@ async def test_timeout_with_a_tracker_names_the_operation(server: RecordingServe
 async def test_tracker_can_be_attached_later(server: RecordingServer) -> None:
     server.on("DELETE", "/assignments/5", no_content)
     server.on("DELETE", "/assignments/6", no_content)
+    server.on("GET", "/assignments/5", lambda _r, _rec: json_response(assignment_json()))
     tracker = OperationTracker()
     async with client_for(server) as client:
-        before = await client.assignments.delete(5)
+        before = await client.assignments.delete(5)  # polled: read first
         assert client.tracker is None
         client.tracker = tracker
         after = await client.assignments.delete(6)
@@ -187,10 +189,24 @@ async def test_polled_delete_is_observed_once_the_assignment_is_gone(
         outcome = await op.wait(2, **FAST)
         assert await op.wait(2, **FAST) is outcome
     assert (outcome.confirmed, outcome.assignment_id, outcome.event) == (False, 5, None)
-    polls = server.for_path("/v3/assignments/5")[1:]
-    assert [r.method for r in polls] == ["GET", "GET", "GET"]
-    for rec in polls:
+    requests = server.for_path("/v3/assignments/5")
+    # Read first (it exists), sent, then polled until the 404.
+    assert [r.method for r in requests] == ["GET", "DELETE", "GET", "GET"]
+    for rec in requests:
         assert_authenticated(rec)
+
+
+async def test_polled_delete_of_an_assignment_that_does_not_exist_sends_nothing(
+    server: RecordingServer,
+) -> None:
+    """Polling would take the 404 of an assignment that never existed for a delete's success:
+    without a tracker, delete() reads first and raises flinkey's 404 instead."""
+    server.on("GET", "/assignments/5", text(404, "Unable to find an assignment."))
+    server.on("DELETE", "/assignments/5", no_content)
+    async with client_for(server) as client:
+        with pytest.raises(NotFoundError, match="Unable to find an assignment"):
+            await client.assignments.delete(5)
+    assert [r.method for r in server.for_path("/v3/assignments/5")] == ["GET"]
 
 
 async def test_polled_update_waits_for_the_patched_values(server: RecordingServer) -> None:
@@ -267,17 +283,24 @@ async def test_polled_create_on_a_missing_car_fails(server: RecordingServer) -> 
 
 async def test_polling_survives_a_transient_server_error(server: RecordingServer) -> None:
     server.on("DELETE", "/assignments/5", no_content)
-    server.queue("GET", "/assignments/5", text(500, "Internal server error."))
+    present = lambda _r, _rec: json_response(assignment_json())  # noqa: E731
+    server.queue("GET", "/assignments/5", present, text(500, "Internal server error."))
     server.on("GET", "/assignments/5", text(404, "gone"))
     async with client_for(server) as client:
         op = await client.assignments.delete(5)
         outcome = await op.wait(2, **FAST)
     assert outcome.assignment_id == 5
-    assert [r.method for r in server.for_path("/v3/assignments/5")] == ["DELETE", "GET", "GET"]
+    assert [r.method for r in server.for_path("/v3/assignments/5")] == [
+        "GET",
+        "DELETE",
+        "GET",
+        "GET",
+    ]
 
 
 async def test_polling_interval_is_validated(server: RecordingServer) -> None:
     server.on("DELETE", "/assignments/5", no_content)
+    server.on("GET", "/assignments/5", lambda _r, _rec: json_response(assignment_json()))
     async with client_for(server) as client:
         op = await client.assignments.delete(5)
         with pytest.raises(ValueError):
