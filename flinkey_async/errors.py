@@ -25,6 +25,8 @@ Everything the SDK raises derives from :class:`FlinkeyError`:
     (``OperationFailedError`` with the server's ``errorMessage``, ``OperationTimeoutError``).
     ``WebhookError``: an incoming webhook was rejected (``WebhookAuthenticationError``,
     ``WebhookPayloadError``).
+    ``RedisUnavailableError``: Redis, which holds what processes share, could not be reached
+    or did not answer in time.
 
 :func:`from_response` is pure: it maps a status line, headers and body to the right exception, so
 it can be tested (and reused by other transports) without any I/O. Exception texts never contain
@@ -62,6 +64,8 @@ __all__ = [
     "ProductHasNoServiceError",
     "ProductTypeAlreadyInstalledError",
     "RateLimitError",
+    "JournalError",
+    "RedisUnavailableError",
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "ServerError",
@@ -317,6 +321,17 @@ class OperationFailedError(OperationError):
 
 class OperationTimeoutError(OperationError, TimeoutError):
     """No confirmation of an asynchronous write arrived in time."""
+
+
+class JournalError(FlinkeyError):
+    """A journal of sent writes (:mod:`flinkey_async.journal`) cannot be read or written: a
+    corrupt record, a file that cannot be opened or appended to."""
+
+
+class RedisUnavailableError(FlinkeyError):
+    """Redis, where state shared across processes lives (:mod:`flinkey_async.shared`), could
+    not be reached or did not answer in time. The message names the server by host and port
+    only (never a password of its URL)."""
 
 
 class WebhookError(FlinkeyError):

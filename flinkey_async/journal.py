@@ -34,17 +34,13 @@ import attrs
 import orjson
 
 from ._converter import format_datetime
-from .errors import FlinkeyError
+from .errors import JournalError
 
 __all__ = ["FileJournal", "Journal", "JournalEntry", "JournalError", "WriteKind"]
 
 WriteKind = Literal["create", "update", "delete"]
 _KINDS = ("create", "update", "delete")
 _VERSION = 1
-
-
-class JournalError(FlinkeyError):
-    """The journal cannot be read or written (a corrupt record, a file that cannot be opened)."""
 
 
 @attrs.frozen

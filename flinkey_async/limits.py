@@ -15,6 +15,10 @@
   bouncing off it.
 * **Retry budget**: at most ``retries`` retries per ``retry_window`` seconds for the whole
   client, so a failing API is not hammered by every coroutine's own retry loop.
+* **Shared rate** (``shared=``): flinkey limits an API key, not a process. Given a
+  :class:`SharedRate` (such as :class:`flinkey_async.shared.limiter.RedisRateLimit`), the rate
+  -- configured or adaptive, with its pauses -- is kept by that backend for every process using
+  the key, while concurrency and the retry budget stay per client.
 
 Use :class:`Limits` to configure them (``FlinkeyClient(..., limits=Limits(rate=20))``); the
 :class:`Limiter` is the running state, and ``client.stats`` counts what happened.
@@ -26,10 +30,54 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Limiter", "Limits", "RequestStats"]
+__all__ = ["Limiter", "Limits", "RequestStats", "SharedRate"]
+
+
+@runtime_checkable
+class SharedRate(Protocol):
+    """A rate limit kept for several clients at once (typically one per process, all using
+    one API key). :class:`Limiter` hands it the rate of every request of its client:
+
+    * :meth:`attach` once, with the client's :class:`Limits` (``rate`` is the rate for all the
+      processes together; ``None``: adaptive, learnt together);
+    * :meth:`acquire` before each attempt, once the client's concurrency slot is taken: wait
+      (bounded) for a unit of the shared rate and for a shared pause;
+    * :meth:`answered` with each 429 (and its ``Retry-After``), to slow everybody down.
+
+    :attr:`rate` is the shared pace now (``None``: not limited). The client also paces its own
+    requests at that rate, which spreads each process's share of a window over it.
+    """
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second for all the processes together (``None``: not limited)."""
+        ...
+
+    def attach(self, limits: Limits) -> None:
+        """Take the limits of a client that will use this backend."""
+        ...
+
+    async def acquire(self) -> None:
+        """Wait for a unit of the shared rate (and any shared pause)."""
+        ...
+
+    def answered(self, status: int, retry_after: float | None) -> None:
+        """Learn from an answer (the limiter passes its 429s only); must not block."""
+        ...
+
+
+def _shared_or_none(
+    _instance: object, attribute: attrs.Attribute[SharedRate | None], value: object
+) -> None:
+    if value is not None and not isinstance(value, SharedRate):
+        raise TypeError(
+            f"{attribute.name} must be a SharedRate (such as RedisRateLimit) or None, "
+            f"got {type(value).__name__}"
+        )
 
 
 def _positive_or_none(
@@ -53,8 +101,17 @@ class Limits:
             answers without a 429 (5 % of the rate found, at least 0.5, by default).
         probe_after: seconds without a 429 after which the adaptive rate may grow past 95 %
             of the limit it found.
-        retries: retries at most per ``retry_window`` seconds, for the whole client.
+        retries: retries at most per ``retry_window`` seconds, for the whole client, plus
+            those earned by successful answers (``retry_ratio``).
         retry_window: seconds.
+        retry_ratio: each 2xx answer earns this much of one more retry beyond ``retries``
+            (0.5; saved up to ``10 * retries``), so that a busy client meeting scattered
+            failures keeps retrying them while an API that fails everything gets only
+            ``retries`` per window.
+        shared: keep the rate (``rate``, or the adaptive one) together with other processes
+            using the same API key: a :class:`SharedRate` such as
+            :class:`flinkey_async.shared.limiter.RedisRateLimit`; ``None`` (default): this
+            client alone.
     """
 
     rate: float | None = attrs.field(default=None, validator=_positive_or_none)
@@ -67,6 +124,8 @@ class Limits:
     probe_after: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     retries: int = attrs.field(default=100, validator=attrs.validators.ge(0))
     retry_window: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    retry_ratio: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    shared: SharedRate | None = attrs.field(default=None, validator=_shared_or_none)
 
 
 @attrs.define
@@ -116,17 +175,30 @@ class Limiter:
         self._limited: deque[float] = deque()  # times of recent 429s
         self._last_limited = float("-inf")
         self._retries: deque[float] = deque()
+        self._retry_credit = 0.0  # retries earned by successful answers
+        self._retry_credit_cap = 10.0 * limits.retries
+        self._shared = limits.shared
+        if self._shared is not None:
+            self._shared.attach(limits)
 
     @property
     def rate(self) -> float | None:
-        """The current pace in requests per second (``None``: not limited yet)."""
-        return self._rate
+        """The current pace in requests per second (``None``: not limited yet); with a shared
+        rate, the pace of all the processes together."""
+        shared = self._shared
+        return self._rate if shared is None else shared.rate
 
     def try_acquire(self) -> bool:
         """Take a slot at once when nothing needs waiting for (a free slot, nobody queued, no
         pace and no pause to keep); ``False``: :meth:`acquire` it instead. Call
         :meth:`release` when the answer is in."""
-        if self._free and not self._waiters and self._rate is None and not self._paused_until:
+        if (
+            self._free
+            and not self._waiters
+            and self._rate is None
+            and not self._paused_until
+            and self._shared is None
+        ):
             self._free -= 1
             self.stats.requests += 1
             return True
@@ -152,12 +224,15 @@ class Limiter:
             if self._paused_until and self._paused_until <= now:
                 self._paused_until = 0.0
             slot = max(now, self._paused_until)
-            rate = self._rate
+            shared = self._shared
+            rate = self._rate if shared is None else shared.rate
             if rate is not None:
                 slot = max(slot, self._next_slot)
                 self._next_slot = slot + 1 / rate
             if slot > now:
                 await asyncio.sleep(slot - now)
+            if shared is not None:
+                await shared.acquire()
         except BaseException:
             self.release()
             raise
@@ -180,6 +255,11 @@ class Limiter:
             self.stats.rate_limited += 1
             self._rate_limited(now, retry_after)
             return
+        if 200 <= status < 300:
+            credit = self._retry_credit + self.limits.retry_ratio
+            self._retry_credit = (
+                credit if credit < self._retry_credit_cap else self._retry_credit_cap
+            )
         accepted = self._accepted
         accepted.append(now)
         if accepted[0] < now - 2.0:
@@ -195,6 +275,9 @@ class Limiter:
             self._last_adjust = now
 
     def _rate_limited(self, now: float, retry_after: float | None) -> None:
+        if self._shared is not None:
+            self._shared.answered(429, retry_after)  # it decides for every process
+            return
         limited = self._limited
         limited.append(now)
         while limited and limited[0] < now - 2.0:
@@ -243,8 +326,10 @@ class Limiter:
         while window and window[0] < now - self.limits.retry_window:
             window.popleft()
         if len(window) >= self.limits.retries:
-            self.stats.retries_refused += 1
-            return False
+            if self._retry_credit < 1.0:
+                self.stats.retries_refused += 1
+                return False
+            self._retry_credit -= 1.0  # one earned by successful answers
         window.append(now)
         self.stats.retries += 1
         return True

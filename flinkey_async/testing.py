@@ -23,6 +23,16 @@ strict mode (mark the tests ``@pytest.mark.asyncio``) as in its auto mode:
     Like ``flinkey_client``, with that tracker: every ``wait()`` is confirmed by the
     sandbox's webhook (``outcome.confirmed`` is True, a rejected write raises
     :class:`~flinkey_async.errors.OperationFailedError` with the sandbox's reason).
+``flinkey_redis_url``
+    The Redis server of the shared mode: ``--flinkey-redis-url`` (or the ini option
+    ``flinkey_redis_url``, or the environment variable ``FLINKEY_REDIS_URL``); a test using it
+    without one fails, saying so. Override the fixture to start a server of your own.
+``flinkey_shared_tracker``
+    A started :class:`~flinkey_async.shared.confirmations.SharedTracker` on that Redis, with
+    keys of its own (a random ``prefix``, whose stream is deleted after the test): give
+    ``flinkey_shared_tracker.bus`` to receivers as ``publisher=`` and the tracker to clients,
+    in as many processes as the test starts (pass them ``bus.prefix``). Needs the
+    ``flinkey_async[redis]`` extra.
 
 Example::
 
@@ -43,12 +53,26 @@ pytest-asyncio's ``asyncio_default_fixture_loop_scope`` and ``asyncio_default_te
 to ``session`` (the plugin refuses to start otherwise), and make an override of
 ``flinkey_sandbox_config`` session-scoped.
 
+A shared-mode test, with the sandbox's webhooks published to Redis::
+
+    @pytest.mark.asyncio
+    async def test_confirmed_through_redis(flinkey_sandbox, flinkey_shared_tracker):
+        app = webhook_app(secret="s", publisher=flinkey_shared_tracker.bus)
+        runner = await start_webhook_server(app, "127.0.0.1", 0)
+        flinkey_sandbox.webhook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/flinkey"
+        flinkey_sandbox.webhook_secret = "s"
+        async with FlinkeyClient(..., tracker=flinkey_shared_tracker) as client:
+            ...                                 # every wait() confirmed through Redis
+        await runner.cleanup()
+
 The sandbox needs the ``flinkey_async[sandbox]`` extra; nothing is imported from it until a
 fixture is used, so the plugin costs nothing in test runs that do not use it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -59,19 +83,28 @@ import pytest
 if TYPE_CHECKING:
     from .client import FlinkeyClient
     from .sandbox import Sandbox, SandboxConfig
+    from .shared.confirmations import SharedTracker
     from .webhooks import OperationTracker, WebhookReceiver
 
 __all__ = [
     "flinkey_client",
     "flinkey_confirmed_client",
+    "flinkey_redis_url",
     "flinkey_sandbox",
     "flinkey_sandbox_config",
+    "flinkey_shared_tracker",
     "flinkey_webhook_receiver",
 ]
 
 #: The scopes ``--flinkey-sandbox-scope`` accepts.
 SCOPES: Final = ("function", "session")
 _OPTION: Final = "flinkey_sandbox_scope"
+_REDIS_OPTION: Final = "flinkey_redis_url"
+_NO_REDIS: Final = (
+    "this test needs a Redis server for flinkey_async's shared mode: pass "
+    "--flinkey-redis-url=redis://127.0.0.1:6379/0 (or set the ini option flinkey_redis_url, "
+    "or the environment variable FLINKEY_REDIS_URL), or override the flinkey_redis_url fixture"
+)
 
 _MISSING_EXTRA: Final = (
     "flinkey_async's sandbox needs the {name} package, which is not installed: "
@@ -95,6 +128,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="start one flinkey sandbox per test (function, the default) or per session",
     )
     parser.addini(_OPTION, "scope of the flinkey_sandbox fixture: function or session")
+    group.addoption(
+        "--flinkey-redis-url",
+        dest=_REDIS_OPTION,
+        default=None,
+        metavar="URL",
+        help="Redis server of the flinkey_shared_tracker fixture (redis://host:port/db)",
+    )
+    parser.addini(_REDIS_OPTION, "Redis URL of the flinkey_shared_tracker fixture")
 
 
 def sandbox_scope(config: pytest.Config) -> str:
@@ -140,6 +181,20 @@ def flinkey_sandbox_config() -> SandboxConfig:
     """The sandbox configuration; override it to change the sandbox's behaviour."""
     config: SandboxConfig = _sandbox_module().SandboxConfig(write_delay=0.01)
     return config
+
+
+@pytest.fixture
+def flinkey_redis_url(request: pytest.FixtureRequest) -> str:
+    """The Redis URL of the shared mode (option, ini option or environment variable)."""
+    config = request.config
+    url = (
+        config.getoption(_REDIS_OPTION, None)
+        or config.getini(_REDIS_OPTION)
+        or os.environ.get("FLINKEY_REDIS_URL")
+    )
+    if not url:
+        pytest.fail(_NO_REDIS, pytrace=False)
+    return str(url)
 
 
 def _client(sandbox: Sandbox, tracker: OperationTracker | None = None) -> FlinkeyClient:
@@ -209,6 +264,32 @@ if _HAVE_PYTEST_ASYNCIO:
             await runner.cleanup()
 
     @pytest_asyncio.fixture
+    async def flinkey_shared_tracker(flinkey_redis_url: str) -> AsyncIterator[SharedTracker]:
+        """A started SharedTracker with keys of its own on :func:`flinkey_redis_url`."""
+        try:
+            from .shared.confirmations import SharedTracker
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "redis":
+                raise
+            missing = True
+        else:
+            missing = False
+        if missing:
+            pytest.fail(
+                "flinkey_shared_tracker needs the redis package: install flinkey_async[redis]",
+                pytrace=False,
+            )
+        from .errors import RedisUnavailableError
+
+        prefix = f"flinkey-test-{secrets.token_hex(6)}"
+        async with SharedTracker.connect(flinkey_redis_url, prefix=prefix) as tracker:
+            try:
+                yield tracker
+            finally:
+                with contextlib.suppress(RedisUnavailableError):
+                    await tracker.bus.delete()
+
+    @pytest_asyncio.fixture
     async def flinkey_confirmed_client(
         flinkey_sandbox: Sandbox, flinkey_webhook_receiver: WebhookReceiver
     ) -> AsyncIterator[FlinkeyClient]:
@@ -230,3 +311,4 @@ else:  # pragma: no cover
     flinkey_confirmed_client = pytest.fixture(name="flinkey_confirmed_client")(
         _needs_pytest_asyncio
     )
+    flinkey_shared_tracker = pytest.fixture(name="flinkey_shared_tracker")(_needs_pytest_asyncio)

@@ -19,6 +19,7 @@ from ._errors import CliError, ExitCode
 from ._parsing import probability, seconds_range
 from ._resources import GROUPS, build_group, run_async
 from ._sandbox import SandboxOptions, run_sandbox
+from ._webhooks import webhooks_app
 
 __all__ = ["app", "run"]
 
@@ -307,6 +308,7 @@ def demo() -> None:
 
 for _group in GROUPS:
     app.add_typer(build_group(_group), name=_group.command_name, help=_group.help)
+app.add_typer(webhooks_app, name="webhooks")
 
 
 # -- running ----------------------------------------------------------------------------------

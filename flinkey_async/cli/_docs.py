@@ -95,8 +95,8 @@ def reference() -> str:
     root = typer.main.get_command(app)
     lines = [BEGIN, "", "## Common options", ""]
     lines.append(
-        "Every resource command (all but `sandbox` and `demo`) takes these. Each connection "
-        "option falls back to its environment variable."
+        "Every resource command (all but `sandbox`, `demo` and `webhooks serve`) takes "
+        "these. Each connection option falls back to its environment variable."
     )
     lines += ["", "| Option | Value | Description |", "|---|---|---|"]
     for param in common_options():

@@ -109,6 +109,10 @@ class OperationOutcome:
         assignment: what polling saw (an :class:`~flinkey_async.Assignment` after an update, a
             :class:`~flinkey_async.CarAssignment` after a create; ``None`` after a delete and
             for confirmed outcomes).
+        fallback_reason: why a write that was to be confirmed by webhook was observed by
+            polling instead (for example ``"Redis unavailable: ..."`` when a
+            :class:`~flinkey_async.shared.confirmations.SharedTracker` lost its connection);
+            ``None`` otherwise.
     """
 
     operation: PendingOperation = attrs.field(repr=False)
@@ -116,6 +120,7 @@ class OperationOutcome:
     confirmed: bool
     event: Any = attrs.field(default=None, repr=False)
     assignment: Any = attrs.field(default=None, repr=False)
+    fallback_reason: str | None = None
 
 
 class _Failure:
@@ -267,6 +272,31 @@ class PendingOperation:
         if self._watcher is not None:
             return await self._watcher.wait(self, timeout)
         return await self._poll(timeout, poll_interval, max_poll_interval)
+
+    @property
+    def can_poll(self) -> bool:
+        """True when the operation has a probe, so :meth:`poll` can observe its outcome."""
+        return self._probe is not None
+
+    async def poll(
+        self,
+        timeout: float | None = 30.0,  # noqa: ASYNC109
+        *,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+        reason: str | None = None,
+    ) -> OperationOutcome:
+        """Observe the outcome by polling the read endpoints, whether or not a tracker
+        watches the operation (what :meth:`wait` does without one; trackers call it when
+        their webhooks stopped arriving). ``reason`` is recorded in the outcome's
+        ``fallback_reason``. Raises like :meth:`wait` does when polling."""
+        if self._state.done:
+            return self.result()
+        outcome = await self._poll(timeout, poll_interval, max_poll_interval)
+        if reason is not None and outcome.fallback_reason is None and not outcome.confirmed:
+            outcome = attrs.evolve(outcome, fallback_reason=reason)
+            self._state.outcome = outcome
+        return outcome
 
     def result(self) -> OperationOutcome:
         """The outcome, when already known (like ``asyncio.Future.result()``).

@@ -11,7 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._receiving import DEFAULT_BODY_TIMEOUT, DEFAULT_PATH, ReceiverStats
+from ._receiving import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_PATH,
+    DEFAULT_PUBLISH_TIMEOUT,
+    ReceiverStats,
+    WebhookPublisher,
+)
 from .events import (
     DEFAULT_MAX_BYTES,
     SECRET_HEADER,
@@ -33,6 +39,7 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_PATH",
+    "DEFAULT_PUBLISH_TIMEOUT",
     "SECRET_HEADER",
     "WEBHOOK_RECEIVER_KEY",
     "ASGIWebhookReceiver",
@@ -43,6 +50,7 @@ __all__ = [
     "OperationTracker",
     "ReceiverStats",
     "Resolution",
+    "WebhookPublisher",
     "WebhookReceiver",
     "add_webhook_routes",
     "parse_webhook",

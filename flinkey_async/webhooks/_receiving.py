@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from typing import Final, NoReturn
+from typing import Final, NoReturn, Protocol
 
 import attrs
 
 from ..auth import Secret
-from ..errors import WebhookAuthenticationError, WebhookError, WebhookPayloadError
+from ..errors import FlinkeyError, WebhookAuthenticationError, WebhookError, WebhookPayloadError
 from ._tasks import LRU, Callbacks, Warnings, logger, positive
 from .events import (
     DEFAULT_MAX_BYTES,
@@ -34,12 +34,14 @@ from .tracker import OperationTracker
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_PATH",
+    "DEFAULT_PUBLISH_TIMEOUT",
     "KIND_ROUTES",
     "BodyTimeout",
     "BodyTooLarge",
     "ReceiverCore",
     "ReceiverStats",
     "Refusal",
+    "WebhookPublisher",
     "check_path",
     "collect_body",
 ]
@@ -49,6 +51,9 @@ DEFAULT_PATH: Final = "/webhooks/flinkey"
 
 #: Default seconds to read a request body in.
 DEFAULT_BODY_TIMEOUT: Final = 10.0
+
+#: Default seconds a receiver gives its publisher to record one event before answering 503.
+DEFAULT_PUBLISH_TIMEOUT: Final = 5.0
 
 #: The last path segment of a route that takes the events of one operation, and its kind.
 KIND_ROUTES: Final[Mapping[str, EventKind]] = {
@@ -83,6 +88,23 @@ class ReceiverStats:
     #: Handler calls dropped because ``max_handler_tasks`` + ``max_handler_backlog`` calls
     #: were running or waiting (the event still reached the tracker).
     handler_dropped: int = 0
+    #: Events recorded by the receiver's ``publisher`` (first deliveries and repeats).
+    published: int = 0
+    #: Requests answered 503 because the ``publisher`` could not record the event (flinkey
+    #: retries them).
+    unavailable: int = 0
+
+
+class WebhookPublisher(Protocol):
+    """Records every verified event where other processes read it (implemented by
+    :class:`~flinkey_async.shared.confirmations.RedisWebhookBus`): a receiver with a
+    publisher answers 204 only once :meth:`publish` returned, and 503 when it raised."""
+
+    async def publish(self, event: AssignmentEvent) -> bool:
+        """Record ``event``; True for its first delivery, False for a repeated one (recorded
+        as such). Raises a :class:`~flinkey_async.errors.FlinkeyError` when it could not
+        record it."""
+        ...
 
 
 class BodyTooLarge(WebhookPayloadError):
@@ -101,6 +123,7 @@ class Refusal:
     status: int
     text: str
     close: bool = False
+    retry_after: int | None = None
 
 
 def check_path(path: str) -> str:
@@ -142,6 +165,8 @@ class ReceiverCore:
         max_handler_backlog: int = 1000,
         shutdown_timeout: float = 10.0,
         warning_interval: float = 60.0,
+        publisher: WebhookPublisher | None = None,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
         secret = wrap_secret(secret)
         if max_bytes < 1:
@@ -154,6 +179,8 @@ class ReceiverCore:
         self.max_bytes = max_bytes
         self.body_timeout = positive(body_timeout, "body_timeout")
         self.shutdown_timeout = shutdown_timeout
+        self.publisher = publisher
+        self.publish_timeout = positive(publish_timeout, "publish_timeout")
         self.stats = ReceiverStats()
         self._recent = LRU(memory)
         self._warnings = Warnings(warning_interval)
@@ -163,7 +190,8 @@ class ReceiverCore:
 
     def __repr__(self) -> str:
         secured = "with secret" if self._secret is not None else "without secret"
-        return f"{type(self).__name__}({secured}, tracker={self.tracker is not None})"
+        shared = ", publisher=True" if self.publisher is not None else ""
+        return f"{type(self).__name__}({secured}, tracker={self.tracker is not None}{shared})"
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(f"a {type(self).__name__} cannot be pickled: it holds the webhook secret")
@@ -212,22 +240,47 @@ class ReceiverCore:
         self._warnings.warn(reason, "webhook from %s refused: %s", remote, exc)
         return refusal
 
-    def deliver(self, event: AssignmentEvent) -> bool:
+    async def take(self, event: AssignmentEvent, remote: str | None = None) -> Refusal | None:
+        """Record one verified event with the publisher (if any), then :meth:`deliver` it;
+        the :class:`Refusal` to answer (503) when the publisher could not record it within
+        ``publish_timeout`` (nothing is handed on then: flinkey delivers it again), else
+        None (answer 204)."""
+        repeat = False
+        if self.publisher is not None:
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    repeat = not await self.publisher.publish(event)
+            except (FlinkeyError, TimeoutError) as exc:
+                self.stats.unavailable += 1
+                reason = exc if isinstance(exc, FlinkeyError) else "timed out"
+                self._warnings.warn(
+                    "unavailable", "webhook from %s answered 503: not published: %s", remote, reason
+                )
+                return Refusal(503, "the event could not be recorded; retry later", retry_after=1)
+            self.stats.published += 1
+        self.deliver(event, repeat=repeat)
+        return None
+
+    def deliver(self, event: AssignmentEvent, *, repeat: bool = False) -> bool:
         """Hand one parsed event to the tracker and the handler; False for a repeated
-        delivery (nothing is handed on)."""
+        delivery (nothing is handed on). ``repeat``: the publisher knows it as a repeated
+        delivery (the tracker, when there is one, still decides, since two identical writes
+        in flight produce identical events)."""
         if self.tracker is not None:
             resolution = self.tracker.resolve(event)
-            if resolution.duplicate:
+            # A repeat the publisher recorded and that resolved nothing here was handed on
+            # where it first arrived (perhaps another process).
+            if resolution.duplicate or (repeat and resolution.operation is None):
                 self.stats.duplicates += 1
                 return False
             event = resolution.event
         else:
             fingerprint = event.fingerprint
-            if fingerprint in self._recent:
-                self._recent.move_to_end(fingerprint)
+            known = fingerprint in self._recent
+            self._recent.put(fingerprint, None)
+            if repeat or known:
                 self.stats.duplicates += 1
                 return False
-            self._recent.put(fingerprint, None)
         self.stats.delivered += 1
         if self.handler is not None and not self._callbacks.call(self.handler, event):
             self.stats.handler_dropped += 1

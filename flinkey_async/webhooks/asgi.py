@@ -34,8 +34,10 @@ from ..auth import Secret
 from ..errors import WebhookError, WebhookPayloadError
 from ._receiving import (
     DEFAULT_BODY_TIMEOUT,
+    DEFAULT_PUBLISH_TIMEOUT,
     KIND_ROUTES,
     ReceiverCore,
+    WebhookPublisher,
     check_path,
     collect_body,
 )
@@ -93,6 +95,11 @@ class ASGIWebhookReceiver(ReceiverCore):
         shutdown_timeout: seconds :meth:`aclose` waits for running handler calls before
             cancelling them.
         warning_interval: seconds between two warnings of the same kind.
+        publisher: records every verified event before it is answered (204 once recorded,
+            503 with ``Retry-After: 1`` when it cannot be within ``publish_timeout``), for
+            trackers in other processes; see
+            :class:`~flinkey_async.shared.confirmations.RedisWebhookBus`.
+        publish_timeout: seconds the publisher gets per event.
     """
 
     def __init__(
@@ -110,6 +117,8 @@ class ASGIWebhookReceiver(ReceiverCore):
         max_handler_backlog: int = 1000,
         shutdown_timeout: float = 10.0,
         warning_interval: float = 60.0,
+        publisher: WebhookPublisher | None = None,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
         super().__init__(
             secret=secret,
@@ -122,6 +131,8 @@ class ASGIWebhookReceiver(ReceiverCore):
             max_handler_backlog=max_handler_backlog,
             shutdown_timeout=shutdown_timeout,
             warning_interval=warning_interval,
+            publisher=publisher,
+            publish_timeout=publish_timeout,
         )
         self.path = None if path is None else check_path(path)
         self.per_kind_routes = per_kind_routes
@@ -170,7 +181,10 @@ class ASGIWebhookReceiver(ReceiverCore):
             refusal = self._refusal(exc, remote)
             await _respond(send, refusal.status, refusal.text, close=refusal.close)
             return
-        self.deliver(event)
+        refused = await self.take(event, remote)
+        if refused is not None:
+            await _respond(send, refused.status, refused.text, retry_after=refused.retry_after)
+            return
         await _respond(send, 204)
 
     def _route(self, scope: Scope) -> tuple[bool, EventKind | None]:
@@ -233,7 +247,13 @@ async def _chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
 
 
 async def _respond(
-    send: Send, status: int, text: str | None = None, *, close: bool = False, allow: bool = False
+    send: Send,
+    status: int,
+    text: str | None = None,
+    *,
+    close: bool = False,
+    allow: bool = False,
+    retry_after: int | None = None,
 ) -> None:
     """Send a complete answer (a client that went away meanwhile is not an error)."""
     headers: list[tuple[bytes, bytes]] = []
@@ -244,6 +264,8 @@ async def _respond(
         headers.append((b"content-length", str(len(body)).encode()))
     if allow:
         headers.append((b"allow", b"POST"))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if close:
         headers.append((b"connection", b"close"))
     with contextlib.suppress(OSError):

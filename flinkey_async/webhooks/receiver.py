@@ -35,9 +35,12 @@ from ..errors import WebhookError, WebhookPayloadError
 from ._receiving import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_PATH,
+    DEFAULT_PUBLISH_TIMEOUT,
     KIND_ROUTES,
     ReceiverCore,
     ReceiverStats,
+    Refusal,
+    WebhookPublisher,
     check_path,
     collect_body,
 )
@@ -96,6 +99,13 @@ class WebhookReceiver(ReceiverCore):
             handler calls before cancelling them.
         warning_interval: seconds between two warnings of the same kind (rejections, dropped
             handler calls); the next warning says how many were not logged.
+        publisher: records every verified event before it is answered, for trackers in other
+            processes (a :class:`~flinkey_async.shared.confirmations.RedisWebhookBus`): the
+            answer is 204 once it is recorded, 503 (with ``Retry-After: 1``, so that flinkey
+            delivers it again) when it cannot be within ``publish_timeout`` seconds. A
+            repeated delivery it recognises (from any process) is not handed to ``handler``
+            again.
+        publish_timeout: seconds the publisher gets per event.
     """
 
     def __init__(
@@ -111,6 +121,8 @@ class WebhookReceiver(ReceiverCore):
         max_handler_backlog: int = 1000,
         shutdown_timeout: float = 10.0,
         warning_interval: float = 60.0,
+        publisher: WebhookPublisher | None = None,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
         super().__init__(
             secret=secret,
@@ -123,6 +135,8 @@ class WebhookReceiver(ReceiverCore):
             max_handler_backlog=max_handler_backlog,
             shutdown_timeout=shutdown_timeout,
             warning_interval=warning_interval,
+            publisher=publisher,
+            publish_timeout=publish_timeout,
         )
 
     async def handle(self, request: web.Request, kind: EventKind | None = None) -> web.Response:
@@ -132,7 +146,9 @@ class WebhookReceiver(ReceiverCore):
             event = await self._receive(request, kind)
         except WebhookError as exc:
             return await self._refuse(request, exc)
-        self.deliver(event)
+        refusal = await self.take(event, request.remote)
+        if refusal is not None:
+            return _refused(refusal)
         return web.Response(status=204)
 
     async def _receive(self, request: web.Request, kind: EventKind | None) -> AssignmentEvent:
@@ -146,7 +162,7 @@ class WebhookReceiver(ReceiverCore):
 
     async def _refuse(self, request: web.Request, exc: WebhookError) -> web.Response:
         refusal = self._refusal(exc, request.remote)
-        response = web.Response(status=refusal.status, text=refusal.text)
+        response = _refused(refusal)
         if refusal.close:
             response.force_close()
             # Answer now, then drop the connection (aiohttp would otherwise keep reading the
@@ -171,6 +187,11 @@ class WebhookReceiver(ReceiverCore):
         await self.aclose()
 
 
+def _refused(refusal: Refusal) -> web.Response:
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
+    return web.Response(status=refusal.status, text=refusal.text, headers=headers)
+
+
 #: Where :func:`webhook_app` keeps its :class:`WebhookReceiver` (``app[WEBHOOK_RECEIVER_KEY]``).
 WEBHOOK_RECEIVER_KEY: Final = web.AppKey("flinkey_webhook_receiver", WebhookReceiver)
 
@@ -190,6 +211,8 @@ def add_webhook_routes(
     max_handler_backlog: int = 1000,
     shutdown_timeout: float = 10.0,
     warning_interval: float = 60.0,
+    publisher: WebhookPublisher | None = None,
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
 ) -> WebhookReceiver:
     """Add the webhook routes to your own aiohttp application (or router).
 
@@ -203,7 +226,9 @@ def add_webhook_routes(
     ``body_timeout`` (seconds to read a body in, else 408), ``max_handler_tasks`` and
     ``max_handler_backlog`` (handler calls running and waiting at most), ``shutdown_timeout``
     (seconds the cleanup waits for handler calls before cancelling them) and
-    ``warning_interval`` (seconds between two warnings of one kind).
+    ``warning_interval`` (seconds between two warnings of one kind), ``publisher`` and
+    ``publish_timeout`` (record every verified event, e.g. in Redis, before answering 204;
+    503 when it cannot be recorded).
 
     Returns the :class:`WebhookReceiver`. When ``target`` is an application, the receiver
     waits for running handler calls (at most ``shutdown_timeout`` seconds) on the
@@ -223,6 +248,8 @@ def add_webhook_routes(
         max_handler_backlog=max_handler_backlog,
         shutdown_timeout=shutdown_timeout,
         warning_interval=warning_interval,
+        publisher=publisher,
+        publish_timeout=publish_timeout,
     )
     router = target.router if isinstance(target, web.Application) else target
 
@@ -262,6 +289,8 @@ def webhook_app(
     max_handler_backlog: int = 1000,
     shutdown_timeout: float = 10.0,
     warning_interval: float = 60.0,
+    publisher: WebhookPublisher | None = None,
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
 ) -> web.Application:
     """A ready aiohttp application that receives flinkey's webhooks (see
     :func:`add_webhook_routes` for the routes and arguments). Its receiver is
@@ -282,5 +311,7 @@ def webhook_app(
         max_handler_backlog=max_handler_backlog,
         shutdown_timeout=shutdown_timeout,
         warning_interval=warning_interval,
+        publisher=publisher,
+        publish_timeout=publish_timeout,
     )
     return app

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import ssl
 import weakref
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from yarl import URL
 
 from ._tasks import Warnings, positive
+
+if TYPE_CHECKING:
+    from ._receiving import WebhookPublisher
 
 __all__ = ["DEFAULT_HEADER_TIMEOUT", "HeaderTimeoutSite", "start_webhook_server"]
 
@@ -226,6 +229,7 @@ async def start_webhook_server(
     *,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
+    publisher: WebhookPublisher | None = None,
     **runner_kwargs: Any,
 ) -> web.AppRunner:
     """Serve ``app`` (e.g. a :func:`webhook_app`) on ``host:port`` with a timeout on request
@@ -243,9 +247,23 @@ async def start_webhook_server(
             ``body_timeout``.
         ssl_context: serve HTTPS (the secret travels in a header: use HTTPS, or a TLS
             terminating proxy in front).
+        publisher: set as the ``publisher`` of the app's receiver (``app[WEBHOOK_RECEIVER_KEY]``,
+            as :func:`webhook_app` makes it): every verified event is recorded there (e.g. in
+            Redis, for trackers of other processes) before it is answered 204, and answered
+            503 when it cannot be. ``ValueError`` when the app has no such receiver.
         **runner_kwargs: passed to ``web.AppRunner`` (``access_log``, ``keepalive_timeout``,
             ``shutdown_timeout``, ...).
     """
+    if publisher is not None:
+        from .receiver import WEBHOOK_RECEIVER_KEY
+
+        receiver = app.get(WEBHOOK_RECEIVER_KEY)
+        if receiver is None:
+            raise ValueError(
+                "publisher= needs an app made by webhook_app() (app[WEBHOOK_RECEIVER_KEY]); "
+                "with add_webhook_routes(), pass publisher= to it instead"
+            )
+        receiver.publisher = publisher
     runner = web.AppRunner(app, **runner_kwargs)
     await runner.setup()
     try:

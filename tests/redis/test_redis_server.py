@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from tests.support.redis_server import RedisServer
@@ -17,7 +19,7 @@ async def test_a_restarted_server_keeps_what_it_acknowledged(own_redis_server: R
     own_redis_server.start()
     client = aioredis.Redis.from_url(own_redis_server.url)
     try:
-        entries = await client.xrange("flinkey:test")
+        entries: Any = await client.xrange("flinkey:test")
     finally:
         await client.aclose()
     assert [fields for _, fields in entries] == [{b"n": b"1"}]

@@ -63,6 +63,21 @@ def test_the_retry_budget_refuses_beyond_its_window() -> None:
     assert (limiter.stats.retries, limiter.stats.retries_refused) == (4, 1)
 
 
+def test_successful_answers_earn_retries_beyond_the_budget_and_failures_do_not() -> None:
+    now = [0.0]
+    limiter = Limiter(Limits(retries=2, retry_window=10, retry_ratio=0.5), clock=lambda: now[0])
+    for _ in range(20):
+        limiter.answered(500)  # failures earn nothing
+    assert [limiter.allow_retry() for _ in range(3)] == [True, True, False]
+    for _ in range(6):
+        limiter.answered(200)  # 6 x 0.5: three more retries
+    assert [limiter.allow_retry() for _ in range(4)] == [True, True, True, False]
+    for _ in range(1000):
+        limiter.answered(204)  # saved up to 10 x retries only
+    assert sum(limiter.allow_retry() for _ in range(50)) == 20
+    assert limiter.stats.retries_refused == 2 + 30
+
+
 async def test_slots_are_handed_over_in_order_and_survive_a_cancelled_waiter() -> None:
     limiter = Limiter(Limits(concurrency=1))
     assert limiter.try_acquire()

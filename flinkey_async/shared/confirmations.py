@@ -1,0 +1,747 @@
+"""Webhook confirmations shared across processes, on Redis (extra ``flinkey_async[redis]``).
+
+With one :class:`~flinkey_async.webhooks.OperationTracker` per process, ``await op.wait()``
+is confirmed only when flinkey's webhook reaches the process that sent the write. Shared, any
+process may receive it:
+
+* every receiver publishes each *verified* webhook to one Redis **stream**
+  (:class:`RedisWebhookBus`, given to a receiver as ``publisher=``) *before* it answers 204,
+  and answers 503 when it cannot (flinkey then delivers it again): what flinkey saw
+  acknowledged is in Redis;
+* every :class:`SharedTracker` (an ``OperationTracker`` that reads the stream) resolves its
+  own process's pending operations from it, with the tracker's correlation unchanged
+  (assignment ids, create keys, checksums), and ignores the others' (they are unsolicited
+  events for it)::
+
+    async with SharedTracker.connect("redis://127.0.0.1:6379/0") as tracker:
+        add_webhook_routes(app, secret=secret, publisher=tracker.bus)   # in the receivers
+        async with FlinkeyClient(..., tracker=tracker) as client:       # in the writers
+            op = await client.assignments.create(car_id=7, user_id=9, start=start)
+            outcome = await op.wait()     # confirmed, whichever process got the webhook
+
+**Stream layout.** Keys share the hash tag ``{prefix}`` (one Redis Cluster slot):
+``{prefix}:events`` is the stream, one entry per delivery (fields ``v`` = format ``1``,
+``kind`` = the kind the route told or empty, ``repeat`` = ``1`` for a delivery already
+published, ``body`` = the webhook's JSON body as received); ``{prefix}:seen:<sha256 of the
+fingerprint>`` marks a delivery as published (``SET NX EX dedupe_ttl``). One Lua script sets
+the mark, appends the entry and trims the stream, atomically: a mark never exists without
+its entry, so a receiver that fails halfway answers 503 and the retry is published.
+
+**Duplicates.** A delivery already published by any receiver (same
+:attr:`~flinkey_async.webhooks.AssignmentEvent.fingerprint`) is published again with
+``repeat=1``: it is answered 204, not handed to the receiver's handler again, and each
+tracker's own fingerprint memory makes it resolve nothing twice (while two identical writes
+in flight, whose events are identical, still both resolve, as with one process).
+
+**Retention.** Each publication trims the stream to the last ``retention`` seconds (``MINID
+~``, stream ids are Redis's clock in milliseconds) and at most ``max_len`` entries
+(``MAXLEN ~``); marks expire after ``dedupe_ttl``. Memory in Redis is bounded by both.
+
+**Early events.** A tracker keeps events that resolved nothing for ``orphan_ttl`` seconds,
+and one that starts reads the stream back ``lookback`` seconds (``orphan_ttl`` by default):
+an event published before the process that sent the write expected it still resolves it.
+
+**Failures.**
+
+* Redis unreachable when a tracker or bus starts:
+  :class:`~flinkey_async.errors.RedisUnavailableError`.
+* Lost while running: writes are unaffected (they never touch Redis). Receivers answer 503.
+  The tracker's reader retries with backoff (at most 2 s apart) and resumes from the last
+  stream id it read, so nothing published meanwhile is missed (within ``retention``).
+  Meanwhile, ``wait()`` falls back to polling the read endpoints: its outcome is then
+  ``confirmed=False`` with ``fallback_reason`` saying why, and a write flinkey rejected ends
+  in :class:`~flinkey_async.errors.OperationTimeoutError` (polling cannot see a rejection)
+  unless its webhook arrives once Redis is back.
+* Slow: every command has a deadline (``timeout``; a blocking read ``read_block`` more), so
+  a receiver answers 503 and a reader counts Redis as lost, instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from yarl import URL
+
+from ..errors import OperationTimeoutError, RedisUnavailableError, WebhookPayloadError
+from ..operations import OperationOutcome, PendingOperation
+from ..webhooks.events import DEFAULT_MAX_BYTES, KINDS, AssignmentEvent, EventHandler, parse_body
+from ..webhooks.tracker import OperationTracker
+
+__all__ = [
+    "DEFAULT_DEDUPE_TTL",
+    "DEFAULT_MAX_LEN",
+    "DEFAULT_PREFIX",
+    "DEFAULT_RETENTION",
+    "DEFAULT_TIMEOUT",
+    "RedisWebhookBus",
+    "SharedTracker",
+    "StreamEntry",
+]
+
+logger = logging.getLogger("flinkey_async.shared")
+
+#: Default prefix (hash tag) of the keys.
+DEFAULT_PREFIX: Final = "flinkey"
+#: Default seconds the stream keeps an entry.
+DEFAULT_RETENTION: Final = 600.0
+#: Default most entries the stream keeps (approximately).
+DEFAULT_MAX_LEN: Final = 100_000
+#: Default seconds a delivery is remembered as published (to recognise repeats).
+DEFAULT_DEDUPE_TTL: Final = 3600.0
+#: Default seconds one Redis command may take.
+DEFAULT_TIMEOUT: Final = 2.0
+
+_FORMAT: Final = b"1"
+_MAX_ENTRY_BYTES: Final = DEFAULT_MAX_BYTES
+_BACKOFF_FIRST: Final = 0.05
+_BACKOFF_MAX: Final = 2.0
+_FIRST: Final = asyncio.FIRST_COMPLETED
+
+# KEYS: stream, mark. ARGV: body, kind, dedupe ttl (s), retention (ms), max length.
+_PUBLISH: Final = """
+local first = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3])
+local rep = '0'
+if not first then rep = '1' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local oldest = now - tonumber(ARGV[4])
+if oldest < 0 then oldest = 0 end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', tostring(oldest), '*',
+                      'v', '1', 'kind', ARGV[2], 'repeat', rep, 'body', ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[5])
+return {id, rep}
+"""
+
+_T = TypeVar("_T")
+
+#: One entry read from the stream: its id, and its event (``None`` when it is not one: an
+#: entry of another format or a body that no longer parses; skipped, with a warning).
+StreamEntry = tuple[str, AssignmentEvent | None]
+
+
+def _where(url: str) -> str:
+    """The server of a Redis URL for messages: host, port and database, never a password."""
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        return "redis (unparsable URL)"
+    if parsed.scheme == "unix":
+        return f"unix:{parsed.path}"
+    db = parsed.path.strip("/") or parsed.query.get("db", "0")
+    return f"{parsed.host or 'localhost'}:{parsed.port or 6379}/{db}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _digest(event: AssignmentEvent) -> str:
+    """A stable digest of the event's fingerprint (the same in every process)."""
+    parts = [v.isoformat() if isinstance(v, datetime) else v for v in event.fingerprint]
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return value
+
+
+class RedisWebhookBus:
+    """Publishes verified webhook events to a Redis stream, and reads them back (see the
+    module's documentation for the stream layout, duplicates and retention).
+
+    Give it to a receiver as ``publisher=`` (:func:`~flinkey_async.webhooks.webhook_app`,
+    :func:`~flinkey_async.webhooks.add_webhook_routes`,
+    :func:`~flinkey_async.webhooks.start_webhook_server`,
+    :class:`~flinkey_async.webhooks.ASGIWebhookReceiver`), and to a :class:`SharedTracker`.
+    Every method bounds its Redis commands by ``timeout`` seconds and raises
+    :class:`~flinkey_async.errors.RedisUnavailableError` when Redis does not answer (its
+    message names the server by host and port, never a password).
+
+    Args:
+        client: a ``redis.asyncio.Redis`` (bytes responses, i.e. ``decode_responses=False``).
+        prefix: the keys' prefix, used as their hash tag: ``{prefix}:events``, ...
+        retention: seconds the stream keeps an entry (also how far back a reader that lost
+            its connection can catch up).
+        max_len: most entries the stream keeps (approximate trimming).
+        dedupe_ttl: seconds a delivery stays known as published.
+        timeout: seconds one command may take.
+        close_client: :meth:`aclose` closes ``client`` too (so does a bus from :meth:`from_url`).
+        where: how messages name the server (default: from the client's connection settings).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        retention: float = DEFAULT_RETENTION,
+        max_len: int = DEFAULT_MAX_LEN,
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
+        timeout: float = DEFAULT_TIMEOUT,
+        close_client: bool = False,
+        where: str | None = None,
+    ) -> None:
+        if not prefix or any(c in prefix for c in "{}"):
+            raise ValueError(f"prefix must be a non-empty string without braces, got {prefix!r}")
+        if max_len < 1:
+            raise ValueError("max_len must be at least 1")
+        self._client = client
+        self.prefix = prefix
+        self.retention = _positive(retention, "retention")
+        self.max_len = max_len
+        self.dedupe_ttl = _positive(dedupe_ttl, "dedupe_ttl")
+        self.timeout = _positive(timeout, "timeout")
+        self._close_client = close_client
+        if where is None:
+            kwargs = client.connection_pool.connection_kwargs
+            where = (
+                f"unix:{kwargs['path']}"
+                if "path" in kwargs
+                else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+                f"/{kwargs.get('db', 0)}"
+            )
+        self.where = where
+        self.stream_key = f"{{{prefix}}}:events"
+        self._script = client.register_script(_PUBLISH)
+        #: Events published (first deliveries and repeats).
+        self.published = 0
+        #: Repeated deliveries recognised.
+        self.repeats = 0
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        retention: float = DEFAULT_RETENTION,
+        max_len: int = DEFAULT_MAX_LEN,
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> RedisWebhookBus:
+        """A bus on a new client of ``url`` (``redis://[:password@]host:port/db``,
+        ``rediss://`` for TLS, ``unix:///path``); nothing is sent until it is used (``async
+        with`` it, or :meth:`ping`, to find out now whether Redis answers)."""
+        if not isinstance(url, str) or not url:
+            raise TypeError("url must be a non-empty Redis URL string")
+        try:
+            client = aioredis.Redis.from_url(
+                url,
+                socket_timeout=None,  # every command has its deadline (_call)
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                decode_responses=False,
+                protocol=2,
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL ({_where(url)}): {exc}") from None
+        return cls(
+            client,
+            prefix=prefix,
+            retention=retention,
+            max_len=max_len,
+            dedupe_ttl=dedupe_ttl,
+            timeout=timeout,
+            close_client=True,
+            where=_where(url),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where}, prefix={self.prefix!r})"
+
+    async def __aenter__(self) -> RedisWebhookBus:
+        await self.ping()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis client, when the bus owns it."""
+        if self._close_client:
+            await self._client.aclose()
+
+    async def _call(self, what: str, command: Awaitable[_T], *, extra: float = 0.0) -> _T:
+        """Run one Redis command within ``timeout`` (+ ``extra``) seconds."""
+        try:
+            async with asyncio.timeout(self.timeout + extra):
+                return await command
+        except TimeoutError:
+            message = f"Redis at {self.where} did not answer {what} within {self.timeout:g} s"
+            # a connection whose reply is still due must not answer the next command
+            await self._drop_connections()
+        except (RedisError, OSError) as exc:
+            message = f"Redis at {self.where} is unavailable ({what}: {type(exc).__name__}: {exc})"
+        raise RedisUnavailableError(message)
+
+    async def _drop_connections(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._client.connection_pool.disconnect()
+        except (TimeoutError, RedisError, OSError):
+            logger.debug("closing the connections to Redis at %s failed", self.where)
+
+    # -- health ------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """Check that Redis answers; :class:`~flinkey_async.errors.RedisUnavailableError`
+        otherwise (also for a wrong password or a server refusing commands)."""
+        await self._call("PING", self._client.ping())
+
+    async def reachable(self) -> bool:
+        """True when Redis answers a PING in time (for health checks; never raises)."""
+        try:
+            await self.ping()
+        except RedisUnavailableError:
+            return False
+        return True
+
+    async def server_time_ms(self) -> int:
+        """Redis's clock, in milliseconds (the clock of the stream's ids)."""
+        seconds, micros = await self._call("TIME", self._client.time())
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    # -- publishing ----------------------------------------------------------------------------
+    async def publish(self, event: AssignmentEvent) -> bool:
+        """Publish one verified event (a receiver calls this before answering 204); True for
+        its first delivery, False for a repeated one (published all the same, marked
+        ``repeat``). Raises :class:`~flinkey_async.errors.RedisUnavailableError` when it
+        could not be published: then nothing was (answer 503)."""
+        body = orjson.dumps(dict(event.payload) if event.payload else _payload_of(event))
+        mark = f"{{{self.prefix}}}:seen:{_digest(event)}"
+        args = [
+            body,
+            event.kind or "",
+            max(1, round(self.dedupe_ttl)),
+            max(1, round(self.retention * 1000)),
+            self.max_len,
+        ]
+        result = await self._call(
+            "a publication", self._script(keys=[self.stream_key, mark], args=args)
+        )
+        self.published += 1
+        first = _text(result[1]) == "0"
+        if not first:
+            self.repeats += 1
+        return first
+
+    # -- reading -------------------------------------------------------------------------------
+    async def read(self, after: str, *, block: float = 1.0, count: int = 500) -> list[StreamEntry]:
+        """The entries after stream id ``after`` (at most ``count``), waiting up to ``block``
+        seconds for one to arrive (0: do not wait)."""
+        command = self._client.xread(
+            {self.stream_key: after}, count=count, block=round(block * 1000) if block else None
+        )
+        reply = await self._call("a read of the stream", command, extra=block)
+        return [_entry(entry_id, fields) for entry_id, fields in _entries(reply)]
+
+    async def last_id(self) -> str:
+        """The id of the stream's newest entry (``"0-0"`` when it is empty)."""
+        reply = await self._call("XREVRANGE", self._client.xrevrange(self.stream_key, count=1))
+        return _text(reply[0][0]) if reply else "0-0"
+
+    async def length(self) -> int:
+        """The number of entries the stream holds."""
+        return int(await self._call("XLEN", self._client.xlen(self.stream_key)))
+
+    async def delete(self) -> None:
+        """Delete the stream (the marks expire by themselves); for tests."""
+        await self._call("DEL", self._client.delete(self.stream_key))
+
+
+def _payload_of(event: AssignmentEvent) -> dict[str, Any]:
+    """The wire payload of an event made without one (handmade events)."""
+
+    def wire(value: Any) -> Any:
+        return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+    return {
+        "checksum": event.checksum,
+        "customerId": event.customer_id,
+        "operationSucceeded": event.operation_succeeded,
+        "assignmentId": event.assignment_id,
+        "errorMessage": event.error_message,
+        "carId": event.car_id,
+        "userId": event.user_id,
+        "start": wire(event.start),
+        "end": wire(event.end),
+        "lifetime": event.lifetime,
+        "renewableAfter": event.renewable_after,
+    }
+
+
+def _entries(reply: Any) -> list[tuple[Any, Any]]:
+    """The ``(id, fields)`` pairs of an XREAD reply (RESP2 list or RESP3 map)."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else (s[1] for s in reply)
+    found: list[tuple[Any, Any]] = []
+    for entries in streams:
+        if isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], list):
+            entries = entries[0]  # RESP3 wraps the entries once more
+        found.extend((entry[0], entry[1]) for entry in entries)
+    return found
+
+
+def _entry(raw_id: Any, fields: Any) -> StreamEntry:
+    entry_id = _text(raw_id)
+    if not isinstance(fields, dict) or fields.get(b"v") != _FORMAT:
+        logger.warning("skipped stream entry %s: not a webhook entry of format 1", entry_id)
+        return entry_id, None
+    kind_text = _text(fields.get(b"kind", b""))
+    kind = kind_text if kind_text in KINDS else None
+    try:
+        event = parse_body(fields.get(b"body", b""), kind, _MAX_ENTRY_BYTES)
+    except WebhookPayloadError as exc:
+        logger.warning("skipped stream entry %s: %s", entry_id, exc)
+        return entry_id, None
+    return entry_id, event
+
+
+class SharedTracker(OperationTracker):
+    """An :class:`~flinkey_async.webhooks.OperationTracker` fed by a Redis stream that every
+    process's receivers publish to (see the module's documentation): ``wait()`` is confirmed
+    whichever process received the webhook.
+
+    Attach it to a client like any tracker (``FlinkeyClient(..., tracker=tracker)``); give
+    its :attr:`bus` to the receivers as ``publisher=`` (the receivers need no tracker). Start
+    it (``async with``, or :meth:`start`/:meth:`aclose`) in the event loop of the client:
+    it reads the stream in a background task, from ``lookback`` seconds before it started,
+    and resolves the operations of this process; the others' events are unsolicited here
+    (``on_unsolicited``; kept ``orphan_ttl`` seconds in case their write is expected late).
+
+    When Redis is lost, ``wait()`` polls the read endpoints instead (``poll_interval``
+    doubling up to ``max_poll_interval``) while still listening; its outcome then has
+    ``confirmed=False`` and ``fallback_reason`` set. The reader reconnects with backoff and
+    resumes after the last entry it read. :attr:`available` tells the state.
+
+    Args:
+        bus: where the events are read.
+        lookback: seconds of the stream read back at start (default: ``orphan_ttl``).
+        read_block: seconds one read waits for entries.
+        batch: most entries per read.
+        poll_interval, max_poll_interval: the polling fallback's intervals.
+        close_bus: :meth:`aclose` closes the bus too (so does a tracker from
+            :meth:`connect`).
+        on_unsolicited, strict_checksum, pending_ttl, orphan_ttl, max_orphans, memory,
+            clock, max_callback_tasks, max_callback_backlog: as for ``OperationTracker``.
+    """
+
+    def __init__(
+        self,
+        bus: RedisWebhookBus,
+        *,
+        lookback: float | None = None,
+        read_block: float = 1.0,
+        batch: int = 500,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+        close_bus: bool = False,
+        on_unsolicited: EventHandler | None = None,
+        strict_checksum: bool = False,
+        pending_ttl: float = 3600.0,
+        orphan_ttl: float = 10.0,
+        max_orphans: int = 1000,
+        memory: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        max_callback_tasks: int = 100,
+        max_callback_backlog: int = 1000,
+    ) -> None:
+        super().__init__(
+            on_unsolicited=on_unsolicited,
+            strict_checksum=strict_checksum,
+            pending_ttl=pending_ttl,
+            orphan_ttl=orphan_ttl,
+            max_orphans=max_orphans,
+            memory=memory,
+            clock=clock,
+            max_callback_tasks=max_callback_tasks,
+            max_callback_backlog=max_callback_backlog,
+        )
+        if lookback is not None and not lookback >= 0:
+            raise ValueError("lookback must be a number of seconds >= 0")
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        if not 0 < poll_interval <= max_poll_interval:
+            raise ValueError("need 0 < poll_interval <= max_poll_interval")
+        self.bus = bus
+        self.lookback = orphan_ttl if lookback is None else lookback
+        self.read_block = _positive(read_block, "read_block")
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self._close_bus = close_bus
+        self._task: asyncio.Task[None] | None = None
+        self._last_id = "0-0"
+        self._down: asyncio.Event | None = None
+        self._progress: asyncio.Event | None = None
+        self._reason: str | None = "not started"
+        #: Stream entries read so far.
+        self.entries_read = 0
+        #: Times the connection to Redis was lost.
+        self.disconnections = 0
+        #: ``wait()`` calls that fell back to polling.
+        self.fallbacks = 0
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        retention: float = DEFAULT_RETENTION,
+        max_len: int = DEFAULT_MAX_LEN,
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
+        timeout: float = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> SharedTracker:
+        """A tracker on a new :class:`RedisWebhookBus` of ``url`` (closed with it); use it as
+        ``async with SharedTracker.connect(url) as tracker:``. ``options`` are the
+        constructor's. Starting raises :class:`~flinkey_async.errors.RedisUnavailableError`
+        when Redis does not answer."""
+        bus = RedisWebhookBus.from_url(
+            url,
+            prefix=prefix,
+            retention=retention,
+            max_len=max_len,
+            dedupe_ttl=dedupe_ttl,
+            timeout=timeout,
+        )
+        return cls(bus, close_bus=True, **options)
+
+    def __repr__(self) -> str:
+        state = "available" if self.available else f"unavailable: {self._reason}"
+        return f"{type(self).__name__}({self.bus!r}, {state}, pending={self.pending})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def __aenter__(self) -> SharedTracker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Check Redis and start reading the stream, ``lookback`` seconds back.
+
+        Raises:
+            RedisUnavailableError: Redis does not answer (the bus is closed then, when the
+                tracker owns it).
+        """
+        if self._task is not None:
+            return
+        try:
+            now = await self.bus.server_time_ms()
+        except RedisUnavailableError:
+            if self._close_bus:
+                await self.bus.aclose()
+            raise
+        self._last_id = f"{max(0, now - round(self.lookback * 1000))}-0"
+        self._down = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._reason = None
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"flinkey SharedTracker reader ({self.bus.where})"
+        )
+
+    async def aclose(self) -> None:
+        """Stop reading (pending operations stay pending; their ``wait()`` polls), then
+        close the bus when the tracker owns it."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self._reason = "the tracker was closed"
+            if self._down is not None:
+                self._down.set()
+        if self._close_bus:
+            await self.bus.aclose()
+
+    @property
+    def available(self) -> bool:
+        """True while the stream is being read (Redis answers)."""
+        return self._task is not None and self._reason is None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why the stream is not being read, or None while it is."""
+        return None if self.available else self._reason
+
+    @property
+    def last_id(self) -> str:
+        """The id of the last stream entry read (reading resumes after it)."""
+        return self._last_id
+
+    async def wait_available(self, available: bool = True, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Return once the stream is being read (``available=False``: once it is not, e.g.
+        after Redis was lost); ``TimeoutError`` after ``timeout`` seconds."""
+        if self._task is None:
+            raise RuntimeError("the SharedTracker is not started")
+        async with asyncio.timeout(timeout):
+            while self.available != available:
+                if available:
+                    assert self._progress is not None
+                    await self._progress.wait()
+                else:
+                    assert self._down is not None
+                    await self._down.wait()
+
+    async def sync(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Return once every entry published before this call has been read (for tests and
+        orderly shutdowns). Raises :class:`~flinkey_async.errors.RedisUnavailableError`, or
+        ``TimeoutError`` after ``timeout`` seconds."""
+        if self._task is None or self._progress is None:
+            raise RuntimeError("the SharedTracker is not started")
+        async with asyncio.timeout(timeout):
+            target = _id_key(await self.bus.last_id())
+            while _id_key(self._last_id) < target:
+                await self._progress.wait()
+
+    def _mark_down(self, reason: str) -> None:
+        if self._reason is None:
+            self.disconnections += 1
+            logger.warning(
+                "lost the webhook stream: %s; waits fall back to polling until it is back",
+                reason,
+            )
+        self._reason = reason
+        if self._down is not None:
+            self._down.set()
+
+    def _mark_up(self) -> None:
+        if self._reason is not None:
+            logger.warning("webhook stream back; reading on after entry %s", self._last_id)
+            self._reason = None
+            self._down = asyncio.Event()
+
+    async def _run(self) -> None:
+        backoff = _BACKOFF_FIRST
+        while True:
+            try:
+                entries = await self.bus.read(
+                    self._last_id, block=self.read_block, count=self.batch
+                )
+            except RedisUnavailableError as exc:
+                self._mark_down(str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            except Exception as exc:  # never let the reader die
+                logger.exception("reading the webhook stream failed")
+                self._mark_down(f"reading failed: {type(exc).__name__}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            backoff = _BACKOFF_FIRST
+            self._mark_up()
+            for entry_id, event in entries:
+                self._last_id = entry_id
+                self.entries_read += 1
+                if event is not None:
+                    self.resolve(event)
+            progress = self._progress
+            if progress is not None:
+                self._progress = asyncio.Event()
+                progress.set()
+
+    # -- waiting -------------------------------------------------------------------------------
+    async def wait(self, op: PendingOperation, timeout: float | None = 30.0) -> OperationOutcome:  # noqa: ASYNC109
+        """The outcome of ``op``: confirmed by its webhook (from any process), or, while Redis
+        is unavailable, observed by polling (``confirmed=False``, ``fallback_reason`` set).
+
+        Raises:
+            OperationFailedError: flinkey reported a failure (or polling proved one).
+            OperationTimeoutError: neither arrived within ``timeout`` seconds.
+            RuntimeError: this tracker is not waiting for ``op``.
+        """
+        state = op.state
+        if state.done or not self.is_pending(op) or not op.can_poll:
+            return await super().wait(op, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - loop.time())
+
+        event_task = loop.create_task(state.wait_event())
+        tasks: set[asyncio.Future[Any]] = {event_task}
+        poll_task: asyncio.Task[OperationOutcome] | None = None
+        reason = self.unavailable_reason
+        try:
+            if reason is None and self._down is not None:
+                down_task = loop.create_task(self._down.wait())
+                tasks.add(down_task)
+                await asyncio.wait(
+                    {event_task, down_task},
+                    timeout=remaining(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                reason = self.unavailable_reason
+            if not event_task.done() and reason is not None and remaining() != 0.0:
+                self.fallbacks += 1
+                reason = f"Redis unavailable: {reason}"
+                logger.debug("waiting for the %s by polling: %s", op.describe(), reason)
+                poll_task = loop.create_task(
+                    op.poll(
+                        remaining(),
+                        poll_interval=self.poll_interval,
+                        max_poll_interval=self.max_poll_interval,
+                        reason=reason,
+                    )
+                )
+                tasks.add(poll_task)
+                await asyncio.wait(
+                    {event_task, poll_task},
+                    timeout=remaining(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            if event_task.done():
+                return op.result()
+            if poll_task is not None and poll_task.done():
+                try:
+                    return poll_task.result()
+                except OperationTimeoutError as exc:
+                    raise OperationTimeoutError(
+                        f"the {op.describe()} was not confirmed within {timeout} s ({reason}; "
+                        f"no webhook arrived meanwhile), and: {exc}"
+                    ) from None
+            raise OperationTimeoutError(
+                f"the {op.describe()} was not confirmed within {timeout} s"
+                + (f" ({reason}; polling did not observe it either)" if reason else "")
+                + ": no matching webhook reached any receiver publishing to Redis at "
+                f"{self.bus.where}. Check that the webhook URL registered in the flinkey Portal "
+                "reaches such a receiver and that its secret matches; the write may still be "
+                "applied later"
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
