@@ -28,7 +28,7 @@ import attrs
 from ._converter import wire_datetime
 from ._validate import check_aware, check_id, check_window
 from .bulk import BulkReport, ItemResult
-from .errors import ValidationError
+from .errors import FlinkeyError, ValidationError
 from .limits import RequestStats
 from .models.assignments import check_lifetimes
 from .patch import JsonPatch
@@ -199,6 +199,8 @@ class ReconcileReport:
         stats: the requests, 429s and retries this reconcile cost (every round).
         previous: the reports of earlier rounds, when writes failed on the way or stayed
             unknown and the cars were read and planned again.
+        error: why a further round could not be made (its reads failed, e.g. flinkey kept
+            answering 5xx): this report is then the last round that was, and not ``ok``.
     """
 
     plan: Plan
@@ -210,11 +212,12 @@ class ReconcileReport:
     unknown: list[ItemResult[Any]] = attrs.field(factory=list)
     stats: RequestStats = attrs.field(factory=RequestStats)
     previous: list[ReconcileReport] = attrs.field(factory=list, repr=False)
+    error: FlinkeyError | None = attrs.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         """Every write succeeded."""
-        return not self.failed and not self.unknown
+        return not self.failed and not self.unknown and self.error is None
 
     def total(self) -> int:
         return (

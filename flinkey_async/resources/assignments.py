@@ -18,7 +18,7 @@ from typing import Any
 from .._converter import parse_datetime, unstructure
 from .._validate import check_aware, check_id, check_window
 from ..bulk import BulkReport, ItemResult, Progress, run_bulk
-from ..errors import NotFoundError
+from ..errors import FlinkeyError, NotFoundError
 from ..journal import FileJournal, Journal, JournalEntry
 from ..models.assignments import (
     ASSIGNMENT_PATCH,
@@ -361,9 +361,19 @@ class Assignments(Resource):
             await self._settle(journal, cars, settle, concurrency)
         previous: list[ReconcileReport] = []
         while True:
-            report = await self._reconcile_once(
-                wanted, cars, key, concurrency, timeout, on_progress, journal
-            )
+            try:
+                report = await self._reconcile_once(
+                    wanted, cars, key, concurrency, timeout, on_progress, journal
+                )
+            except FlinkeyError as exc:
+                if not previous:
+                    raise  # the first reads failed: nothing was sent
+                # A later round's reads failed: report what the rounds so far did.
+                report = previous.pop()
+                report.error = exc
+                report.previous = previous
+                report.stats = self._pipeline.limiter.stats - before
+                return report
             if report.ok or len(previous) + 1 >= rounds:
                 report.previous = previous
                 report.stats = self._pipeline.limiter.stats - before
