@@ -33,6 +33,9 @@ def test_the_adaptive_rate_decreases_on_429_and_increases_again() -> None:
         now[0] = 100.0 + i / 30
         limiter.answered(200)
     limiter.answered(429, retry_after=1.0)
+    assert limiter.rate is None  # one 429 among many answers: a stray one
+    for _ in range(3):  # a burst: 4 of 34 answers
+        limiter.answered(429, retry_after=1.0)
     assert limiter.rate == pytest.approx(27.0)  # 0.9 x what was accepted
     limiter.answered(429, retry_after=1.0)  # the same burst: no second decrease
     assert limiter.rate == pytest.approx(27.0)
@@ -45,7 +48,21 @@ def test_the_adaptive_rate_decreases_on_429_and_increases_again() -> None:
     now[0] += 40.0
     limiter.answered(200)  # long quiet: it may probe beyond, in case the limit was raised
     assert limiter.rate is not None and limiter.rate > 30
-    assert limiter.stats.rate_limited == 2
+    assert limiter.stats.rate_limited == 5
+
+
+def test_scattered_429s_and_a_few_requests_meeting_429s_teach_no_rate() -> None:
+    now = [100.0]
+    limiter = Limiter(Limits(), clock=lambda: now[0])
+    for i in range(400):  # 100 answers a second, one in twenty a 429 (5 %)
+        now[0] = 100.0 + i / 100
+        limiter.answered(429 if i % 20 == 19 else 200, retry_after=1.0)
+    assert limiter.rate is None and limiter.try_acquire()  # no pause, no pace
+    limiter.release()
+    quiet = Limiter(Limits(), clock=lambda: now[0])
+    for status in (200, 429, 200, 429, 429, 200):  # a handful of requests, half 429
+        quiet.answered(status, retry_after=1.0)
+    assert quiet.rate is None  # too few answers to tell a limit (it would learn 3/s)
 
 
 def test_a_configured_rate_is_kept() -> None:
@@ -113,7 +130,10 @@ async def test_a_pause_after_a_429_holds_new_requests_until_it_ends() -> None:
     limiter = Limiter(Limits(), clock=lambda: now[0])
     assert limiter.try_acquire()  # nothing to wait for
     limiter.release()
-    limiter.answered(429, retry_after=0.05)  # the first 429: everybody pauses
+    for _ in range(20):
+        limiter.answered(200)
+    for _ in range(5):
+        limiter.answered(429, retry_after=0.05)  # a burst of 429s: everybody pauses
     limiter._rate = None  # (the pause alone, not the rate it learnt, is under test)
     assert not limiter.try_acquire()  # a pause is kept: the waiting path
     started = time.monotonic()
