@@ -12,7 +12,7 @@ import pytest
 
 from flinkey_async import DesiredAssignment, FlinkeyClient, RetryPolicy
 from flinkey_async.bulk import BulkReport
-from flinkey_async.errors import ValidationError
+from flinkey_async.errors import ServerError, ValidationError
 from flinkey_async.limits import Limiter, Limits
 from flinkey_async.models import NewAssignment
 from flinkey_async.reconcile import Existing, default_key, diff
@@ -192,3 +192,28 @@ async def test_bulk_reports_each_item_and_a_cancelled_run_keeps_what_was_sent() 
             assert set(statuses) <= {"not_attempted", "unknown", "succeeded"}
             sent = [r for r in partial.results if r.status != "not_attempted"]
             assert all(r.operation is not None for r in sent)
+
+
+async def test_a_round_whose_reads_fail_ends_the_reconcile_with_what_was_done() -> None:
+    """Creates whose answers are lost stay unknown, so a second round is planned; when its
+    reads fail (flinkey answering 500 to everything), reconcile reports the first round with
+    the error instead of raising and losing what was sent."""
+    async with Sandbox(SandboxConfig(write_delay=0.02, seed=7)) as sandbox:
+        desired = scenario(sandbox, seed=11)[:16]  # cars 401 and 402
+        cars = [401, 402]
+        sandbox.faults = FaultConfig({"PUT /assignments": RouteFaults(reset=1.0)}, seed=1)
+
+        def after_the_first_round(done: int, total: int) -> None:
+            if done == total:
+                sandbox.faults = FaultConfig({"*": RouteFaults(server_error=1.0)}, seed=1)
+
+        async with client_for(sandbox) as client:
+            client._pipeline.retry = RetryPolicy(max_retries=1, backoff_base=0.01)
+            report = await client.assignments.reconcile(
+                desired, cars=cars, timeout=0.5, rounds=3, on_progress=after_the_first_round
+            )
+    assert not report.ok
+    assert isinstance(report.error, ServerError)
+    assert report.previous == []  # the report is the first (and only) round's
+    assert len(report.unknown) == len(report.plan.creates) > 0  # what was sent, kept
+    assert report.stats.requests > 0
