@@ -15,6 +15,8 @@ How a page's blocks run (the README says the same to its readers):
   an error.
 * ``<!-- skip: next -->`` (Sybil's syntax) leaves out the next block: only for a block that
   is not an example (the architecture page's summary of signatures).
+* A page that names ``FLINKEY_REDIS_URL`` gets a real Redis server (the suite's), its URL in
+  that variable.
 * After the page's last block, what it left open (clients, sandboxes, receivers, servers)
   is closed, as leaving the REPL would.
 """
@@ -47,6 +49,7 @@ from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 from flinkey_async import FlinkeyClient
 from flinkey_async.sandbox import Sandbox
 from flinkey_async.webhooks._receiving import ReceiverCore
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -215,6 +218,11 @@ def test_every_python_block_runs(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     refuse_remote(monkeypatch)
+    redis = None
+    if "FLINKEY_REDIS_URL" in page.read_text(encoding="utf-8"):
+        redis = RedisServer(persist=False)  # the shared-mode examples need a real Redis
+        redis.start()
+        monkeypatch.setenv("FLINKEY_REDIS_URL", redis.url)
     session = Page(tmp_path / "project")
     session.project.mkdir()
     document = Document.parse(str(page), *session.parsers)
@@ -224,6 +232,8 @@ def test_every_python_block_runs(
             example.evaluate()
     finally:
         session.close(document.namespace)
+        if redis is not None:
+            redis.close()
 
 
 def test_the_readme_and_the_guides_have_python_blocks() -> None:
