@@ -301,19 +301,20 @@ class Limiter:
         self._last_adjust = now
 
     def _is_limit_signal(self, now: float) -> bool:
-        """Whether a 429 says the client is at the server's limit: one of several (three or
-        more) making a tenth or more of the answers of the last two seconds, as an overshoot
-        past the limit produces. A stray 429 (an overloaded gateway, one request in many), the
-        first one included, neither pauses everybody nor lowers the rate, so scattered 429s
-        cannot throttle a job down to nothing; its own request waits its ``Retry-After``."""
+        """Whether a 429 says the client is at the server's limit: one of several (five or
+        more) making a fifth or more of at least twenty answers of the last two seconds, as an
+        overshoot past the limit produces. A stray 429 (an overloaded gateway, one request in
+        many), the first one included, neither pauses everybody nor lowers the rate, so
+        scattered 429s cannot throttle a job down to nothing; its own request waits its
+        ``Retry-After``."""
         return self._many_limited(now)
 
     def _many_limited(self, now: float) -> bool:
         limited = len(self._limited)
         answers = limited + sum(1 for t in self._accepted if t >= now - 2.0)
-        # At least ten answers: a handful of requests meeting a few 429s by chance says
+        # At least twenty answers: a handful of requests meeting a few 429s by chance says
         # nothing about a limit (and would teach a rate as low as the demand was).
-        return limited >= 3 and answers >= 10 and limited >= 0.1 * answers
+        return limited >= 5 and answers >= 20 and limited >= 0.2 * answers
 
     def _pause(self, now: float, retry_after: float | None) -> None:
         if retry_after is not None and retry_after > 0:

@@ -637,6 +637,12 @@ class BlockingOperation(OperationBase):
 
     __slots__ = ()
 
+    def abandon(self) -> None:
+        """Stop expecting this write's confirmation: its tracker forgets it, so that a
+        webhook matching it (the one of an identical write sent again, say) resolves another
+        operation, or none. For a write whose outcome is settled otherwise (a fresh read)."""
+        self._runner.call_sync(self._async.abandon)
+
     def describe(self) -> str:
         """A short human description, e.g. ``create of an assignment (car 7, user 9)``."""
         return self._runner.call_sync(self._async.describe)

@@ -219,6 +219,13 @@ class PendingOperation:
     _watcher: Tracker | None = attrs.field(default=None, repr=False, alias="watcher")
     _state: OperationState = attrs.field(factory=OperationState, init=False, repr=False)
 
+    def abandon(self) -> None:
+        """Stop expecting this write's confirmation: its tracker forgets it, so that a
+        webhook matching it (the one of an identical write sent again, say) resolves another
+        operation, or none. For a write whose outcome is settled otherwise (a fresh read)."""
+        if self._watcher is not None and not self._state.done:
+            self._watcher.discard(self)
+
     def describe(self) -> str:
         """A short human description, e.g. ``create of an assignment (car 7, user 9)``."""
         if self.description:

@@ -374,6 +374,12 @@ class Assignments(Resource):
                 report.previous = previous
                 report.stats = self._pipeline.limiter.stats - before
                 return report
+            if not report.ok:
+                # The next round reads afresh and may send the same write again: the unknown
+                # ones' webhooks must not be taken for the new writes' (or kept waiting).
+                for result in report.unknown:
+                    if result.operation is not None:
+                        result.operation.abandon()
             if report.ok or len(previous) + 1 >= rounds:
                 report.previous = previous
                 report.stats = self._pipeline.limiter.stats - before

@@ -17,6 +17,7 @@ from flinkey_async.limits import Limiter, Limits
 from flinkey_async.models import NewAssignment
 from flinkey_async.reconcile import Existing, default_key, diff
 from flinkey_async.sandbox import FaultConfig, RouteFaults, Sandbox, SandboxConfig
+from flinkey_async.webhooks import OperationTracker, start_webhook_server, webhook_app
 
 BASE = datetime(2031, 1, 1, tzinfo=UTC)
 CARS = list(range(401, 421))  # 20 cars of customer 1, added to the bundled fixture
@@ -217,3 +218,41 @@ async def test_a_round_whose_reads_fail_ends_the_reconcile_with_what_was_done() 
     assert report.previous == []  # the report is the first (and only) round's
     assert len(report.unknown) == len(report.plan.creates) > 0  # what was sent, kept
     assert report.stats.requests > 0
+
+
+async def test_a_write_sent_again_in_a_later_round_is_confirmed_by_its_own_webhook() -> None:
+    """A delete answered 500 (not applied) stays unknown; the next round deletes it again,
+    and flinkey's webhook for that second delete must confirm the second operation, not the
+    abandoned first one (which expected an identical webhook)."""
+    tracker = OperationTracker()
+    hooks = await start_webhook_server(
+        webhook_app(secret="rounds-secret", tracker=tracker), "127.0.0.1", 0
+    )
+    url = f"http://127.0.0.1:{hooks.addresses[0][1]}/webhooks/flinkey"
+    config = SandboxConfig(write_delay=0.02, webhook_url=url, webhook_secret="rounds-secret")
+    try:
+        async with Sandbox(config) as sandbox:
+            car = CARS[0]
+            sandbox.store.add_car(1, car, name="Car")
+            stale = sandbox.store.add_assignment(car, USERS[0], BASE - timedelta(days=3))
+            sandbox.faults = FaultConfig(
+                {"DELETE /assignments/{assignmentId}": RouteFaults(server_error=1.0)}, seed=1
+            )
+
+            def heal(done: int, total: int) -> None:
+                sandbox.faults = None  # the first round's delete failed; later ones pass
+
+            async with client_for(sandbox) as client:
+                client.tracker = tracker
+                client._pipeline.retry = RetryPolicy(max_retries=0)
+                report = await client.assignments.reconcile(
+                    [], cars=[car], timeout=1, rounds=2, on_progress=heal
+                )
+            await sandbox.drain()
+            assert sandbox.store.get_assignment(stale.id) is None
+    finally:
+        await hooks.cleanup()
+    assert [len(r.unknown) for r in report.previous] == [1]
+    assert report.ok, report.unknown
+    assert [r.outcome.confirmed for r in report.deleted if r.outcome] == [True]
+    assert tracker.pending == 0
