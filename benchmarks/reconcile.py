@@ -50,6 +50,7 @@ from flinkey_async.webhooks import OperationTracker, start_webhook_server, webho
 BASE = datetime(2031, 1, 1, tzinfo=UTC)
 OTHER_CAR = 101  # a car of the bundled data the jobs must not touch
 SECRET = secrets.token_hex(16)
+ROUNDS = 8  # a write left unknown is planned again from a fresh read, at most this often
 
 
 def seed(sandbox: Sandbox, cars: list[int], per_car: int, rnd: random.Random) -> list[Any]:
@@ -144,7 +145,7 @@ async def reconcile_run(cars: int, per_car: int, *, webhooks: bool, faulty: bool
         untouched = state_of(sandbox, [OTHER_CAR])
         began = time.monotonic()
         report = await client.assignments.reconcile(
-            desired, cars=car_ids, concurrency=32, timeout=10, rounds=5
+            desired, cars=car_ids, concurrency=32, timeout=10, rounds=ROUNDS
         )
         elapsed = time.monotonic() - began
         sandbox.faults = None
@@ -155,6 +156,12 @@ async def reconcile_run(cars: int, per_car: int, *, webhooks: bool, faulty: bool
     rounds = [*report.previous, report]
     writes = sum(len(r.created) + len(r.updated) + len(r.deleted) for r in rounds)
     stats = report.stats
+    print("  unknown per round:", [len(r.unknown) for r in rounds])
+    if not (exact and report.ok):
+        missing, extra = wanted - final, final - wanted
+        print(f"  not exact: {sum(missing.values())} missing, {sum(extra.values())} extra")
+        for result in report.failed + report.unknown:
+            print(f"  {result.status}: {result.reason}")
     return (
         f"{'webhooks' if webhooks else 'polling':9} {'faults' if faulty else 'control':8}"
         f" {len(desired):6} {writes:6} {elapsed:7.1f} {writes / elapsed:8.1f}"
