@@ -22,16 +22,17 @@ request per process negotiates at a time (the others queue behind it), so a wind
 wakes one request per process, not all of them. Each process also paces its own requests at the
 rate, which spreads its units over the window.
 
-**Adaptive, together** (no ``rate``): the window then only counts what is sent. The first 429
-any process gets stops everybody (a *pause* key, ``Retry-After`` long, read by every process on
-each acquire); ``settle`` seconds later one process (``SET NX``) measures what flinkey accepted
+**Adaptive, together** (no ``rate``): the window then only counts what is sent. The first burst
+of 429s (five or more, a fifth or more of at least twenty requests sent in the last second, all
+processes together, as :class:`~flinkey_async.limits.Limiter` asks alone) stops everybody (a
+*pause* key, ``Retry-After`` long, read by every process on each acquire); ``settle`` seconds
+later one process (``SET NX``) measures what flinkey accepted
 in the last second, *all the processes together* (units taken minus 429s, both counted in
 Redis), and publishes the new rate: ``backoff`` times that (the *ceiling*). Every process then
 computes the same rate from that record: it grows by ``increase`` requests per second per second
 up to 95 % of the ceiling, beyond after ``probe_after`` quiet seconds (as
-:class:`~flinkey_async.limits.Limiter` does alone). Later 429s count only when they are many
-(three or more and a tenth of what was sent in the last second, all processes together): they
-pause everybody and lower the rate again (once per second at most); a stray one does neither.
+:class:`~flinkey_async.limits.Limiter` does alone). Later bursts pause everybody and lower the
+rate again (once per second at most); a stray 429 does neither.
 With a configured ``rate``, many 429s pause everybody and the rate stays.
 
 **Keys** (all share the hash tag ``{prefix:name}``, one Redis Cluster slot): ``...:window``
@@ -95,6 +96,11 @@ _TRACK: Final = 1000  # entries kept when no rate is in force: what is sent is s
 _STATE_TTL: Final = 3600  # seconds the learnt rate is kept after it last changed
 _MAX_ROUNDS: Final = 10_000  # tries of one acquire (each sleeps or returns): a bound only
 _MAX_REPORTS: Final = 32  # 429 reports in flight at most (more are not counted)
+#: A burst of 429s, the sign of the limit: this many at least, of at least _BURST_OF requests
+#: sent in the last second, and at least this share of them (what Limiter asks alone).
+_BURST: Final = 5
+_BURST_OF: Final = 20
+_BURST_SHARE: Final = 0.2
 _ERRORS: Final = (RedisError, OSError, TimeoutError)
 
 State = Literal["stopped", "shared", "local", "closed"]
@@ -300,12 +306,8 @@ class RedisRateLimit:
             if pause:  # alone: every Retry-After pauses this process
                 self._pause_until = max(self._pause_until, now + pause)
             return
-        limits = self._limits
-        first = limits is not None and limits.rate is None and self._learnt is None
-        if first:  # the first sign of the limit: this process stops at once
-            self._pause_until = max(self._pause_until, now + (pause or self.settle))
         if len(self._tasks) < _MAX_REPORTS:
-            self._spawn(self._report(now, pause, first))
+            self._spawn(self._report(now, pause))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -428,7 +430,7 @@ class RedisRateLimit:
         rate = self._shared_rate(now)
         return None if rate is None else max(1, int(rate * _WINDOW))
 
-    async def _report(self, at: float, pause: float, first: bool) -> None:
+    async def _report(self, at: float, pause: float) -> None:
         """Count a 429 in Redis; when it is a sign of the limit, pause everybody and (adaptive)
         publish the new rate."""
         client, storage, limits = self._client, self._storage, self._limits
@@ -438,11 +440,11 @@ class RedisRateLimit:
         try:
             async with asyncio.timeout(self.timeout):
                 await storage.acquire_entry(keys["limited"], _TRACK, _WINDOW)
-                if not first:
-                    limited = (await storage.get_moving_window(keys["limited"], _TRACK, 1))[1]
-                    sent = (await storage.get_moving_window(keys["window"], _TRACK, 1))[1]
-                    if limited < 3 or limited < 0.1 * sent:
-                        return  # a stray 429: the request's own retry waits for it
+                limited = (await storage.get_moving_window(keys["limited"], _TRACK, 1))[1]
+                sent = (await storage.get_moving_window(keys["window"], _TRACK, 1))[1]
+                if limited < _BURST or sent < _BURST_OF or limited < _BURST_SHARE * sent:
+                    return  # a stray 429 (the first included): its request's retry waits
+                first = limits.rate is None and self._learnt is None
                 if pause or first:
                     until = at + (pause or self.settle)
                     self._pause_until = max(self._pause_until, until)
