@@ -6,13 +6,14 @@
   aiolimiter's fixes its rate when it is made; the adaptive rate below changes while
   requests wait, and waiters queued on a replaced bucket would double the pace.)
 * **Adaptive rate** (when no ``rate`` is given): flinkey does not publish its limits, so the
-  limiter learns them. It sends freely until the first 429; the rate the server accepted during
-  the second before it is taken as the limit (the *ceiling*), the client paces at ``backoff``
-  times that (multiplicative decrease), waits the ``Retry-After`` once for everybody, and then
-  speeds up by ``increase`` requests per second per second of answers without a 429 (additive
-  increase), up to 95 % of the ceiling; after ``probe_after`` quiet seconds it may go beyond,
-  in case the limit was raised. A job thus runs just under the server's limit instead of
-  bouncing off it.
+  limiter learns them. It sends freely until a burst of 429s (five or more, a fifth of at least
+  twenty answers in two seconds: a stray 429 only waits its own ``Retry-After``); the rate the
+  server accepted during the second before it is taken as the limit (the *ceiling*), the
+  client paces at ``backoff`` times that (multiplicative decrease), waits the ``Retry-After``
+  once for everybody, and then speeds up by ``increase`` requests per second per second of
+  answers without a 429 (additive increase), up to 95 % of the ceiling; after
+  ``probe_after`` quiet seconds it may go beyond, in case the limit was raised. A job thus
+  runs just under the server's limit instead of bouncing off it.
 * **Retry budget**: at most ``retries`` retries per ``retry_window`` seconds for the whole
   client, so a failing API is not hammered by every coroutine's own retry loop.
 * **Shared rate** (``shared=``): flinkey limits an API key, not a process. Given a
