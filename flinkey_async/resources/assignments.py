@@ -459,14 +459,8 @@ class Assignments(Resource):
         ]
         interval = 0.2
         while open_entries:
-            lists = dict(
-                zip(
-                    sorted({e.car_id for e in open_entries}),
-                    await self._lists_or_none(
-                        sorted({e.car_id for e in open_entries}), concurrency
-                    ),
-                    strict=True,
-                )
+            lists = await self._car_lists_now(
+                sorted({e.car_id for e in open_entries}), concurrency, missing_ok=True
             )
             now = datetime.now(UTC)
             done = [
@@ -483,9 +477,11 @@ class Assignments(Resource):
                 await asyncio.sleep(max(0.0, min(interval, left)))
                 interval = min(interval * 2, 2.0)
 
-    async def _lists_or_none(
-        self, cars: Sequence[int], concurrency: int
-    ) -> list[list[CarAssignment] | None]:
+    async def _car_lists_now(
+        self, cars: Sequence[int], concurrency: int, *, missing_ok: bool = False
+    ) -> dict[int, list[CarAssignment] | None]:
+        """Every page of each car's list, read now, at most ``concurrency`` cars at once;
+        ``missing_ok``: a car that does not exist reads as ``None`` instead of raising."""
         semaphore = asyncio.Semaphore(concurrency)
 
         async def one(car: int) -> list[CarAssignment] | None:
@@ -493,9 +489,12 @@ class Assignments(Resource):
                 try:
                     return [item async for item in self.iter_for_car(car, page_size=500)]
                 except NotFoundError:
-                    return None  # no such car (any more): nothing of it can show
+                    if missing_ok:
+                        return None  # no such car (any more): nothing of it can show
+                    raise
 
-        return list(await asyncio.gather(*(one(car) for car in cars)))
+        lists = await asyncio.gather(*(one(car) for car in cars))
+        return dict(zip(cars, lists, strict=True))
 
     async def _shows(self, entry: JournalEntry, items: list[CarAssignment] | None) -> bool:
         """Whether a journaled write's effect shows in the car's list (``None``: the car is
@@ -504,10 +503,7 @@ class Assignments(Resource):
             return True
         if entry.kind == "create":
             key = create_key(entry.customer_id, entry.car_id, entry.user_id, entry.start, entry.end)
-            return any(
-                create_key(entry.customer_id, entry.car_id, i.user_id, i.start, i.end) == key
-                for i in items
-            )
+            return bool(_with_key(items, entry.customer_id, entry.car_id, key))
         if entry.kind == "delete":
             return all(i.id != entry.assignment_id for i in items)
         assert entry.assignment_id is not None
@@ -519,17 +515,10 @@ class Assignments(Resource):
         return all(getattr(current, k) == v for k, v in expected.items())
 
     async def _read_cars(self, cars: Sequence[int], concurrency: int) -> list[Existing]:
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one(car: int) -> list[Existing]:
-            async with semaphore:
-                items = [item async for item in self.iter_for_car(car, page_size=500)]
-            return [Existing(i.id, car, i.user_id, i.start, i.end) for i in items]
-
-        found: list[Existing] = []
-        for items in await asyncio.gather(*(one(car) for car in cars)):
-            found.extend(items)
-        return found
+        lists = await self._car_lists_now(cars, concurrency)
+        return [
+            Existing(i.id, car, i.user_id, i.start, i.end) for car in cars for i in lists[car] or ()
+        ]
 
     @staticmethod
     def _checked_new(item: NewAssignment) -> NewAssignment:
@@ -578,13 +567,10 @@ class Assignments(Resource):
                 f"car {request.car_id} does not exist "
                 "(GET /cars/{carId}/assignments answered 404 while polling)"
             )
-        key = op.create_key
         found = [
             item
-            for item in items
+            for item in _with_key(items, op.customer_id, request.car_id, op.create_key)
             if item.id not in op.baseline
-            and create_key(op.customer_id, request.car_id, item.user_id, item.start, item.end)
-            == key
         ]
         if found:
             item = max(found, key=lambda a: a.id)
@@ -633,6 +619,17 @@ class _CarLists:
                     del self._reads[stale]
         items: list[CarAssignment] = await asyncio.shield(entry[1])
         return items
+
+
+def _with_key(
+    items: Iterable[CarAssignment], customer_id: int, car_id: int, key: object
+) -> list[CarAssignment]:
+    """The items of a car's list whose create key is ``key`` (those a create with it made)."""
+    return [
+        item
+        for item in items
+        if create_key(customer_id, car_id, item.user_id, item.start, item.end) == key
+    ]
 
 
 def _journal_entry(customer: int, item: tuple[str, Any]) -> JournalEntry:
