@@ -393,7 +393,7 @@ class Pipeline:
     # -- token endpoint ------------------------------------------------------------------------
     async def fetch_token(self, username: str, password: Secret) -> TokenResponse:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
-        headers = self._base_headers()
+        headers = self._headers(customer_scoped=False)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             response = await self._call(
@@ -436,9 +436,7 @@ class Pipeline:
         ``customer_scoped=False`` leaves out the ``Customer-ID`` header. (A plain function
         returning the call's coroutine: one level of ``await`` less on the hot path.)
         """
-        headers = RedactedHeaders(
-            self._scoped_template if customer_scoped else self._header_template
-        )
+        headers = self._headers(customer_scoped)
         if json_bytes is not None:
             headers["Content-Type"] = "application/json"
         return self._call(method, self.url(segments, query), headers, json_bytes, segments)
@@ -453,13 +451,13 @@ class Pipeline:
     ) -> Coroutine[Any, Any, Any]:
         """``GET`` one API resource and decode its body into ``model`` (a model class or
         ``list[Model]``), as one coroutine (``await`` it)."""
-        headers = RedactedHeaders(
-            self._scoped_template if customer_scoped else self._header_template
-        )
+        headers = self._headers(customer_scoped)
         return self._call("GET", self.url(segments, query), headers, None, segments, model=model)
 
-    def _base_headers(self) -> RedactedHeaders:
-        return RedactedHeaders(self._header_template)
+    def _headers(self, customer_scoped: bool) -> RedactedHeaders:
+        """A fresh copy of the headers every request starts from (with ``Customer-ID`` when
+        ``customer_scoped``)."""
+        return RedactedHeaders(self._scoped_template if customer_scoped else self._header_template)
 
     def _cached_token(self) -> tuple[Secret, Secret] | None:
         """The provider's cached token and its ``Authorization`` header value, if it has one

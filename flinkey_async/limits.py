@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Limiter", "Limits", "RequestStats", "SharedRate"]
+__all__ = ["Limiter", "Limits", "RequestStats", "SharedRate", "is_burst"]
 
 
 @runtime_checkable
@@ -86,6 +86,15 @@ def _positive_or_none(
 ) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+
+
+def is_burst(limited: int, answers: int) -> bool:
+    """Whether ``limited`` 429s among ``answers`` (429s included) are the sign of a rate limit,
+    as an overshoot past it produces: five or more, a fifth or more of at least twenty. Fewer
+    answers say nothing (a handful of requests meeting a few 429s by chance would teach a rate
+    as low as their demand); a smaller share is stray 429s. Shared by :class:`Limiter` and the
+    shared backends, so that one process and many read 429s alike."""
+    return limited >= 5 and answers >= 20 and limited >= 0.2 * answers
 
 
 @attrs.frozen
@@ -312,10 +321,7 @@ class Limiter:
 
     def _many_limited(self, now: float) -> bool:
         limited = len(self._limited)
-        answers = limited + sum(1 for t in self._accepted if t >= now - 2.0)
-        # At least twenty answers: a handful of requests meeting a few 429s by chance says
-        # nothing about a limit (and would teach a rate as low as the demand was).
-        return limited >= 5 and answers >= 20 and limited >= 0.2 * answers
+        return is_burst(limited, limited + sum(1 for t in self._accepted if t >= now - 2.0))
 
     def _pause(self, now: float, retry_after: float | None) -> None:
         if retry_after is not None and retry_after > 0:

@@ -82,7 +82,7 @@ from yarl import URL
 
 from ..auth import Secret
 from ..errors import RedisUnavailableError
-from ..limits import Limits
+from ..limits import Limits, is_burst
 
 __all__ = ["DEFAULT_PREFIX", "RedisRateLimit"]
 
@@ -96,11 +96,6 @@ _TRACK: Final = 1000  # entries kept when no rate is in force: what is sent is s
 _STATE_TTL: Final = 3600  # seconds the learnt rate is kept after it last changed
 _MAX_ROUNDS: Final = 10_000  # tries of one acquire (each sleeps or returns): a bound only
 _MAX_REPORTS: Final = 32  # 429 reports in flight at most (more are not counted)
-#: A burst of 429s, the sign of the limit: this many at least, of at least _BURST_OF requests
-#: sent in the last second, and at least this share of them (what Limiter asks alone).
-_BURST: Final = 5
-_BURST_OF: Final = 20
-_BURST_SHARE: Final = 0.2
 _ERRORS: Final = (RedisError, OSError, TimeoutError)
 
 State = Literal["stopped", "shared", "local", "closed"]
@@ -442,7 +437,7 @@ class RedisRateLimit:
                 await storage.acquire_entry(keys["limited"], _TRACK, _WINDOW)
                 limited = (await storage.get_moving_window(keys["limited"], _TRACK, 1))[1]
                 sent = (await storage.get_moving_window(keys["window"], _TRACK, 1))[1]
-                if limited < _BURST or sent < _BURST_OF or limited < _BURST_SHARE * sent:
+                if not is_burst(limited, sent):
                     return  # a stray 429 (the first included): its request's retry waits
                 first = limits.rate is None and self._learnt is None
                 if pause or first:
