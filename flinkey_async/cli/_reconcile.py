@@ -31,7 +31,7 @@ from .._converter import format_datetime
 from ..errors import FlinkeyError
 from ..models.assignments import ASSIGNMENT_PATCH
 from ..reconcile import DesiredAssignment, Plan, ReconcileReport
-from ._connection import ConnectionOptions, connect, connection_parameters, enable_debug
+from ._connection import ConnectionOptions, connect, enable_debug
 from ._errors import CliError, ExitCode, from_sdk_error, usage_error
 from ._output import OutputFormat, emit, error_console, resolve_format
 from ._parsing import DATETIME_HELP
@@ -257,7 +257,7 @@ async def _run(
         )
 
 
-def _parameters() -> list[inspect.Parameter]:
+def _parameters(common: Callable[[str], list[inspect.Parameter]]) -> list[inspect.Parameter]:
     def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
         return inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
@@ -349,40 +349,19 @@ def _parameters() -> list[inspect.Parameter]:
             ],
             60.0,
         ),
-        option(
-            "output",
-            Annotated[
-                OutputFormat | None,
-                typer.Option(
-                    "--output",
-                    "-o",
-                    metavar="table|json|csv",
-                    help="table, json or csv (default: table on a terminal, json otherwise)",
-                    show_default=False,
-                ),
-            ],
-            None,
-        ),
-        *connection_parameters(),
-        option(
-            "debug",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--debug",
-                    metavar="",
-                    help="show the target (never a secret), SDK log lines and tracebacks",
-                ),
-            ],
-            False,
-        ),
+        *common("list"),
     ]
     return params
 
 
-def add_reconcile(app: typer.Typer, run: Callable[[Callable[[], Any]], Any]) -> None:
+def add_reconcile(
+    app: typer.Typer,
+    run: Callable[[Callable[[], Any]], Any],
+    common: Callable[[str], list[inspect.Parameter]],
+) -> None:
     """Add ``reconcile`` to the assignments group's Typer app (``run`` runs a coroutine
-    function the way every command does)."""
+    function the way every command does; ``common(kind)`` gives the options every command
+    takes: output, connection, debug)."""
 
     def reconcile(**values: Any) -> None:
         if values.pop("debug", False):
@@ -402,7 +381,7 @@ def add_reconcile(app: typer.Typer, run: Callable[[Callable[[], Any]], Any]) -> 
             )
         )
 
-    reconcile.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
+    reconcile.__signature__ = inspect.Signature(_parameters(common))  # type: ignore[attr-defined]
     reconcile.__doc__ = (
         "Make the cars' assignments equal a file: plan, apply, confirm, report "
         "(--dry-run: only plan)."

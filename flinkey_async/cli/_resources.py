@@ -147,8 +147,9 @@ class Group:
     customer_scoped: bool = True
     patch_schema: PatchSchema | None = None
     name: str | None = None
-    #: Commands written by hand, added to the group's app: ``add(app, run_async)``.
-    extra: tuple[Callable[[typer.Typer, Callable[[Callable[[], Any]], Any]], None], ...] = ()
+    #: Commands written by hand, added to the group's app: ``add(app, run_async, common)``,
+    #: where ``common(kind)`` gives the options every command takes (output, connection, debug).
+    extra: tuple[Callable[[typer.Typer, Any, Any], None], ...] = ()
 
     @property
     def command_name(self) -> str:
@@ -861,5 +862,5 @@ def build_group(group: Group) -> typer.Typer:
         callback.__doc__ = command.help or _first_sentence(method.__doc__)
         app.command(name=command.command_name)(callback)
     for add in group.extra:
-        add(app, run_async)
+        add(app, run_async, _common_parameters)
     return app
