@@ -166,6 +166,8 @@ class Forwarder:
         self.target = ""
         self.acknowledged: list[bytes] = []
         self.retried = 0
+        #: Set at each refused delivery (cleared by whoever waits for the next one).
+        self.refused = asyncio.Event()
         self.failed = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.http: aiohttp.ClientSession | None = None
@@ -197,6 +199,7 @@ class Forwarder:
             except (aiohttp.ClientError, OSError):
                 pass
             self.retried += 1
+            self.refused.set()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
         self.failed += 1
@@ -321,8 +324,12 @@ async def test_three_writer_processes_confirm_1000_writes_through_one_relay_proc
             async with asyncio.timeout(20):
                 await forwarder.reached.wait()
             acknowledged_before = len(forwarder.acknowledged)
+            forwarder.refused.clear()
             stop(relay, signal.SIGKILL)
             retried_before = forwarder.retried
+            # Let deliveries meet the dead relay (starting the next one blocks this loop).
+            async with asyncio.timeout(10):
+                await forwarder.refused.wait()
             relay, forwarder.target = start_relay(own_redis_server.url, logs)
 
             outputs = await asyncio.gather(
