@@ -46,6 +46,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import attrs
 from aiohttp.helpers import get_env_proxy_for_url
+from multidict import CIMultiDict
 from yarl import URL
 
 from ._converter import decode, loads
@@ -113,9 +114,14 @@ class Response:
         return result
 
 
-class RedactedHeaders(dict[str, str]):
+class RedactedHeaders(CIMultiDict[str]):
     """Request headers whose ``repr`` masks the credentials, so that a debugger, a traceback
-    printed with its local variables or an error tracker capturing frames shows no secret."""
+    printed with its local variables or an error tracker capturing frames shows no secret.
+
+    A ``CIMultiDict``, the type aiohttp keeps headers in: aiohttp takes it as it is, where a
+    ``dict`` is first converted on every request."""
+
+    __slots__ = ()
 
     SENSITIVE = frozenset({API_KEY_HEADER.lower(), AUTHORIZATION_HEADER.lower()})
 
@@ -149,6 +155,8 @@ encode_json = dumps
 #: Encoded forms of the path segments seen so far (resource names mostly), bounded.
 _ENCODED_SEGMENTS: dict[str, str] = {}
 _MAX_ENCODED_SEGMENTS = 4096
+#: How many URLs a client keeps (see :meth:`Pipeline.url`).
+_MAX_URLS = 4096
 
 
 def _encode_and_keep(segment: str | int) -> str:
@@ -256,6 +264,7 @@ class Pipeline:
             raise ValueError("base_url must not carry a query, a fragment or credentials")
         self.base_url = base
         self._base_text = str(base).rstrip("/")
+        self._urls: dict[tuple[Any, str | None], URL] = {}  # shared with the views: same base
         if deadline is not None and not deadline > 0:
             raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
         if type(max_response_bytes) is not int or max_response_bytes < 1:
@@ -284,18 +293,18 @@ class Pipeline:
         #: view for another customer made by :meth:`for_customer`).
         self._root: Pipeline = self
         self._closed_flag = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # see _call
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._rng = random.Random()
         self._last_token: tuple[Secret, Secret] | None = None
         self._last_token_id = 0  # id() of the string _last_token was made from
-        # The headers every request starts from (the User-Agent only on our own session: a
-        # caller's session keeps its own).
-        self._header_template = RedactedHeaders(
-            {API_KEY_HEADER: api_key.reveal(), "Accept": "application/json"}
-        )
-        if session is None:
-            self._header_template["User-Agent"] = _USER_AGENT
+        # The headers every request starts from. Those that never change are, on our own
+        # session, the session's defaults (aiohttp merges them without a Python loop per
+        # header), with the User-Agent; a caller's session gets them with every request.
+        fixed = {API_KEY_HEADER: api_key.reveal(), "Accept": "application/json"}
+        self._session_headers = RedactedHeaders({"User-Agent": _USER_AGENT, **fixed})
+        self._header_template = RedactedHeaders({} if session is None else fixed)
         self._scoped_template = RedactedHeaders(self._header_template)
         self._scoped_template[CUSTOMER_ID_HEADER] = self._customer_text
         # Whether the first attempt of a call can use the configured timeout as it is (its
@@ -334,7 +343,8 @@ class Pipeline:
             self._resolve_proxy()
         if self._http_session is None:
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15)
+                connector=aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=15),
+                headers=self._session_headers,
             )
             if isinstance(getattr(session, "_retry_connection", None), bool):
                 # aiohttp's own switch for its hidden resend (its test client turns it off the
@@ -344,6 +354,11 @@ class Pipeline:
                 self._middlewares = _MIDDLEWARES
             self._http_session = session
         return self._http_session
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept by the root pipeline: its session is bound to it."""
+        loop = self._root._loop = asyncio.get_running_loop()
+        return loop
 
     def _resolve_proxy(self) -> None:
         """``trust_env=True``: the proxy for the base URL from ``HTTPS_PROXY``/``HTTP_PROXY``
@@ -381,14 +396,30 @@ class Pipeline:
     # -- URL building --------------------------------------------------------------------------
     def url(self, segments: Sequence[str | int], query: str | None = None) -> URL:
         """The base URL plus path segments, each encoded by :func:`encode_segment` (so none
-        can change the path), plus an already-encoded query string."""
+        can change the path), plus an already-encoded query string.
+
+        URLs made from a tuple of segments are kept (up to 4,096 per client; ids reach here
+        validated, so a ``True`` never stands in for a ``1``): a request for the same resource
+        again skips building and parsing its URL."""
+        key = None
+        if segments.__class__ is tuple:
+            key = (segments, query)
+            found = self._urls.get(key)
+            if found is not None:
+                return found
         encoded = _ENCODED_SEGMENTS
         text = self._base_text
         for s in segments:  # a plain loop: no comprehension frame on the hot path
             text += f"/{s}" if s.__class__ is int else "/" + (encoded.get(s) or _encode_and_keep(s))  # type: ignore[arg-type]
         if query:
             text = f"{text}?{query}"
-        return URL(text, encoded=True)
+        url = URL(text, encoded=True)
+        if key is not None:
+            urls = self._urls
+            if len(urls) >= _MAX_URLS:
+                urls.clear()
+            urls[key] = url
+        return url
 
     # -- token endpoint ------------------------------------------------------------------------
     async def fetch_token(self, username: str, password: Secret) -> TokenResponse:
@@ -451,7 +482,9 @@ class Pipeline:
     ) -> Coroutine[Any, Any, Any]:
         """``GET`` one API resource and decode its body into ``model`` (a model class or
         ``list[Model]``), as one coroutine (``await`` it)."""
-        headers = self._headers(customer_scoped)
+        headers = RedactedHeaders(
+            self._scoped_template if customer_scoped else self._header_template
+        )
         return self._call("GET", self.url(segments, query), headers, None, segments, model=model)
 
     def _headers(self, customer_scoped: bool) -> RedactedHeaders:
@@ -516,7 +549,9 @@ class Pipeline:
         """
         if self._closed_flag or self._root._closed_flag:
             raise ClientClosedError("this FlinkeyClient is closed")
-        loop = asyncio.get_running_loop()
+        # The loop the client's session works on, kept: asyncio.get_running_loop() costs a
+        # getpid() system call per call on CPython 3.11 (its fork check).
+        loop = self._root._loop or self._running_loop()
         deadline_at = None if self.deadline is None else loop.time() + self.deadline
         attempt = 0
         refreshed = False
@@ -538,15 +573,56 @@ class Pipeline:
                 debug = logger.isEnabledFor(logging.DEBUG)
                 sent_at = loop.time() if debug else 0.0
                 try:
-                    status, response_headers, body = await self._send(
-                        method,
-                        url,
-                        headers,
-                        data,
-                        self._timeout
-                        if attempt == 0 and self._timeout_within_deadline
-                        else self._attempt_timeout(loop, deadline_at),
-                    )
+                    root = self._root
+                    http = root._http_session
+                    if (
+                        http is None
+                        or self._closed_flag
+                        or root._closed_flag
+                        or not root._proxy_resolved
+                    ):
+                        http = self._http()
+                    # One attempt, inline (one coroutine level less on every resumption).
+                    try:
+                        resp = await http.request(
+                            method,
+                            url,
+                            headers=headers,
+                            data=data,
+                            timeout=self._timeout
+                            if attempt == 0 and self._timeout_within_deadline
+                            else self._attempt_timeout(loop, deadline_at),
+                            allow_redirects=False,
+                            proxy=root._proxy,
+                            proxy_auth=root._proxy_auth,
+                            middlewares=root._middlewares,
+                        )
+                        try:
+                            status = resp.status
+                            ok = 200 <= status < 300
+                            limit = (
+                                self.max_response_bytes
+                                if ok
+                                else min(self.max_response_bytes, MAX_ERROR_BODY_BYTES)
+                            )
+                            length = resp.content_length
+                            if (
+                                length is not None
+                                and length <= limit
+                                and "Content-Encoding" not in resp.headers
+                            ):
+                                body = await resp.read()  # bounded by Content-Length
+                            else:
+                                body = await _read_bounded(resp, limit, truncate=not ok)
+                            response_headers = resp.headers
+                        finally:
+                            # The connection back to the pool (or closed, when the body was
+                            # not read to its end), and a request body still being written
+                            # cancelled: what leaving ``async with`` does, without its frames.
+                            resp.release()
+                    except BaseException as exc:
+                        _scrub(exc)
+                        raise
                 except aiohttp.ConnectionTimeoutError:
                     failure = "connect"
                     error = RequestTimeoutError(
@@ -592,7 +668,7 @@ class Pipeline:
                         limiter.answered(status)
                     if debug:
                         _log_answer(method, url, status, attempt, loop.time() - sent_at)
-                    if 200 <= status < 300:
+                    if ok:
                         if model is None:
                             return Response(status, response_headers, body)
                         return decode(body, model)
@@ -669,52 +745,6 @@ class Pipeline:
         if timeout.total is not None and timeout.total <= remaining:
             return timeout
         return attrs.evolve(timeout, total=remaining)
-
-    async def _send(
-        self,
-        method: str,
-        url: URL,
-        headers: Mapping[str, str],
-        data: bytes | None,
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request timeout
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt: the request, and its body read up to the limits: status, headers and
-        body."""
-        root = self._root
-        http = root._http_session
-        if http is None or self._closed_flag or root._closed_flag or not root._proxy_resolved:
-            http = self._http()
-        try:
-            async with http.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                timeout=timeout,
-                allow_redirects=False,
-                proxy=root._proxy,
-                proxy_auth=root._proxy_auth,
-                middlewares=root._middlewares,
-            ) as resp:
-                status = resp.status
-                limit = (
-                    self.max_response_bytes
-                    if 200 <= status < 300
-                    else min(self.max_response_bytes, MAX_ERROR_BODY_BYTES)
-                )
-                length = resp.content_length
-                if (
-                    length is not None
-                    and length <= limit
-                    and "Content-Encoding" not in resp.headers
-                ):
-                    body = await resp.read()  # bounded by Content-Length
-                else:
-                    body = await _read_bounded(resp, limit, truncate=not 200 <= status < 300)
-                return status, resp.headers, body
-        except BaseException as exc:
-            _scrub(exc)
-            raise
 
 
 def _log_answer(method: str, url: URL, status: int, retries: int, seconds: float) -> None:

@@ -37,6 +37,9 @@ import attrs
 
 __all__ = ["Limiter", "Limits", "RequestStats", "SharedRate", "is_burst"]
 
+#: Width of the buckets the limiter counts recent answers in (seconds).
+_BUCKET = 0.1
+
 
 @runtime_checkable
 class SharedRate(Protocol):
@@ -179,7 +182,11 @@ class Limiter:
         self._rate: float | None = limits.rate
         self._next_slot = 0.0
         self._paused_until = 0.0
-        self._accepted: deque[float] = deque()  # times of recent non-429 answers
+        # Recent non-429 answers, counted in buckets of _BUCKET seconds (no object kept per
+        # answer): the one being filled, and the finished ones of the last two seconds.
+        self._bucket_start = float("-inf")
+        self._bucket_count = 0
+        self._buckets: deque[tuple[float, int]] = deque()
         self._last_adjust = 0.0
         self._ceiling: float | None = None  # the limit found at the last 429
         self._limited: deque[float] = deque()  # times of recent 429s
@@ -187,7 +194,11 @@ class Limiter:
         self._retries: deque[float] = deque()
         self._retry_credit = 0.0  # retries earned by successful answers
         self._retry_credit_cap = 10.0 * limits.retries
+        self._successes = 0  # 2xx answers so far
+        self._credited = 0  # of which turned into retry credit
         self._shared = limits.shared
+        self._unpaced = True
+        self._check_pace()
         if self._shared is not None:
             self._shared.attach(limits)
 
@@ -202,13 +213,7 @@ class Limiter:
         """Take a slot at once when nothing needs waiting for (a free slot, nobody queued, no
         pace and no pause to keep); ``False``: :meth:`acquire` it instead. Call
         :meth:`release` when the answer is in."""
-        if (
-            self._free
-            and not self._waiters
-            and self._rate is None
-            and not self._paused_until
-            and self._shared is None
-        ):
+        if self._free and self._unpaced and not self._waiters:
             self._free -= 1
             self.stats.requests += 1
             return True
@@ -233,6 +238,7 @@ class Limiter:
             now = self._clock()
             if self._paused_until and self._paused_until <= now:
                 self._paused_until = 0.0
+                self._check_pace()
             slot = max(now, self._paused_until)
             shared = self._shared
             rate = self._rate if shared is None else shared.rate
@@ -265,16 +271,12 @@ class Limiter:
             self.stats.rate_limited += 1
             self._rate_limited(now, retry_after)
             return
-        if 200 <= status < 300:
-            credit = self._retry_credit + self.limits.retry_ratio
-            self._retry_credit = (
-                credit if credit < self._retry_credit_cap else self._retry_credit_cap
-            )
-        accepted = self._accepted
-        accepted.append(now)
-        if accepted[0] < now - 2.0:
-            while accepted and accepted[0] < now - 2.0:
-                accepted.popleft()
+        if status < 300:  # a 2xx (a redirect is 3xx, no 1xx reaches here)
+            self._successes += 1  # credited to the retry budget when a retry asks
+        if now - self._bucket_start < _BUCKET:
+            self._bucket_count += 1
+        else:
+            self._next_bucket(now)
         if self._rate is not None and self.limits.rate is None and now - self._last_adjust >= 1:
             step = self.limits.increase or max(0.5, 0.05 * self._rate)
             rate = self._rate + step * (now - self._last_adjust)
@@ -283,6 +285,20 @@ class Limiter:
                 rate = min(rate, max(0.95 * ceiling, self._rate))
             self._set_rate(rate)
             self._last_adjust = now
+
+    def _next_bucket(self, now: float) -> None:
+        """Close the bucket being filled and start one at ``now`` with this answer."""
+        buckets = self._buckets
+        if self._bucket_count:
+            buckets.append((self._bucket_start, self._bucket_count))
+        self._bucket_start, self._bucket_count = now, 1
+        while buckets and buckets[0][0] < now - 2.0:
+            buckets.popleft()
+
+    def _answers_since(self, since: float) -> int:
+        """Non-429 answers since ``since`` (to a bucket's width; at most two seconds back)."""
+        count = sum(n for start, n in self._buckets if start >= since)
+        return count + (self._bucket_count if self._bucket_start >= since else 0)
 
     def _rate_limited(self, now: float, retry_after: float | None) -> None:
         if self._shared is not None:
@@ -302,7 +318,7 @@ class Limiter:
         last, self._last_limited = self._last_limited, now
         if now - last < 1.0:
             return  # one decrease per burst of 429s (they answer requests sent together)
-        accepted_rate = float(sum(1 for t in self._accepted if t >= now - 1.0))
+        accepted_rate = float(self._answers_since(now - 1.0))
         ceiling = (
             accepted_rate if self._rate is None else min(self._rate, accepted_rate or self._rate)
         )
@@ -321,14 +337,21 @@ class Limiter:
 
     def _many_limited(self, now: float) -> bool:
         limited = len(self._limited)
-        return is_burst(limited, limited + sum(1 for t in self._accepted if t >= now - 2.0))
+        return is_burst(limited, limited + self._answers_since(now - 2.0))
 
     def _pause(self, now: float, retry_after: float | None) -> None:
         if retry_after is not None and retry_after > 0:
             self._paused_until = max(self._paused_until, now + retry_after)
+            self._unpaced = False
 
     def _set_rate(self, rate: float) -> None:
         self._rate = rate
+        self._unpaced = False
+
+    def _check_pace(self) -> None:
+        """Whether a request may go without looking at a pace or a pause (the sync fast path
+        of :meth:`try_acquire`)."""
+        self._unpaced = self._rate is None and not self._paused_until and self._shared is None
 
     def allow_retry(self) -> bool:
         """Whether the client-wide retry budget allows one more retry now (and count it)."""
@@ -337,6 +360,12 @@ class Limiter:
         while window and window[0] < now - self.limits.retry_window:
             window.popleft()
         if len(window) >= self.limits.retries:
+            earned = self._successes - self._credited
+            if earned:
+                self._credited = self._successes
+                self._retry_credit = min(
+                    self._retry_credit + earned * self.limits.retry_ratio, self._retry_credit_cap
+                )
             if self._retry_credit < 1.0:
                 self.stats.retries_refused += 1
                 return False
