@@ -292,7 +292,12 @@ def _make_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
         has_default = a.default is not attrs.NOTHING
         if isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
             raise TypeError(f"{cls.__name__}.{a.name}: factories are not supported here")
-        if optional or has_default:
+        if optional and (not has_default or a.default is None):
+            # Missing and null mean the same here: one lookup, one test.
+            lines.append(f"    v{i} = g(__k{i})")
+            lines.append(f"    if v{i} is not None:")
+            lines.extend(f"        {line}" for line in convert)
+        elif optional or has_default:
             globs[f"__d{i}"] = a.default if has_default else None
             lines.append(f"    v{i} = g(__k{i}, __MISSING)")
             lines.append(f"    if v{i} is __MISSING: v{i} = __d{i}")
