@@ -16,20 +16,26 @@ rotating from slice to slice, so that a slow phase of a shared machine, which la
 than a slice, hits them all alike; a contender's rate in a round is its requests over the
 time its slices took.
 
-Reported per cell: the median requests per second of each contender over the rounds, and the
-ratios. A ratio is the median over the rounds of that round's ratio (paired: the contenders
-of a round ran interleaved, in the same phases of the machine, which makes it much steadier
-on a shared machine than the ratio of two medians); the ratio of the medians is printed
-beside it. Each cell's ratio to raw aiohttp + attrs is what the target is checked on.
+The rounds run in several client processes, one after another, against the same server:
+a process's hash seed and memory layout shift its speed by a few per cent for the whole run
+(as pyperf's workers account for), which one process cannot average away.
 
-Run: ``python benchmarks/throughput.py [rounds] [requests-per-round]`` (default 11 rounds of
-4,096 requests per contender at concurrency 64, a quarter of that at concurrency 1). Target:
-the SDK at least 0.95 x raw aiohttp + attrs in every cell.
+Reported per cell: the median requests per second of each contender over all rounds, and the
+ratios. A ratio is the median over all rounds of that round's ratio (paired: the contenders
+of a round ran interleaved, in the same phases of the machine, which makes it much steadier on
+a shared machine than the ratio of two medians); in brackets, the lowest and the highest of
+the processes' own medians. Each cell's ratio to raw aiohttp + attrs is what the target is
+checked on.
+
+Run: ``python benchmarks/throughput.py [processes] [rounds] [requests]`` (default 5 client
+processes of 5 rounds, 4,096 requests per contender and round at concurrency 64, a quarter of
+that at concurrency 1). Target: the SDK at least 0.95 x raw aiohttp + attrs in every cell.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -162,7 +168,8 @@ async def run_round(
     return {name: done[name] / spent[name] for name in names}
 
 
-async def measure(port: int, rounds: int, requests: int) -> None:
+async def measure(port: int, rounds: int, requests: int) -> dict[str, dict[str, list[float]]]:
+    """``rounds`` rounds in this process: each cell's rates per contender, one per round."""
     base = f"http://127.0.0.1:{port}/v3"
     headers = {
         "flinkey-API-Key": API_KEY,
@@ -190,7 +197,7 @@ async def measure(port: int, rounds: int, requests: int) -> None:
         assert await client.assignments.get(1) == await raw_one_attrs()
         assert await client.assignments.list_for_car(7) == await raw_many_attrs()
 
-        cells: dict[tuple[str, int], dict[str, list[float]]] = {}
+        cells: dict[str, dict[str, list[float]]] = {}
         contenders: dict[str, dict[str, Call]] = {
             "GET one": {
                 "flinkey_async": lambda: client.assignments.get(1),
@@ -211,35 +218,58 @@ async def measure(port: int, rounds: int, requests: int) -> None:
                 for concurrency in (1, 64):
                     count = requests if concurrency == 64 else max(requests // 4, 64 * SLICES)
                     rates = await run_round(calls, concurrency, count, index)
-                    cell = cells.setdefault((name, concurrency), {})
+                    cell = cells.setdefault(f"{name}, concurrency {concurrency}", {})
                     for who, rate in rates.items():
                         cell.setdefault(who, []).append(rate)
+    return cells
 
+
+def paired(numerators: list[float], denominators: list[float]) -> list[float]:
+    return [a / b for a, b in zip(numerators, denominators, strict=True)]
+
+
+def report(runs: list[dict[str, dict[str, list[float]]]], rounds: int) -> None:
+    """The table over every round of every client process."""
     print(
-        f"requests/s, median of {rounds} interleaved rounds "
+        f"requests/s, {len(runs)} client processes x {rounds} interleaved rounds "
         f"(python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
-        f"{os.cpu_count()} CPUs); ratios: median of the rounds' ratios "
-        "(ratio of the medians in brackets)"
+        f"{os.cpu_count()} CPUs)"
+    )
+    print(
+        "ratios: median of all rounds' paired ratios; in brackets, the lowest and highest of "
+        "the processes' medians"
     )
     print(
         f"{'cell':25} {'flinkey_async':>13} {'raw + attrs':>12} {'raw dicts':>10} "
-        f"{'vs attrs':>15} {'vs dicts':>15}"
+        f"{'vs attrs':>18} {'vs dicts':>18}"
     )
     worst = float("inf")
-    for (name, concurrency), results in cells.items():
-        sdk_rates = results["flinkey_async"]
-        attrs_rates = results["raw aiohttp + attrs"]
-        dict_rates = results["raw aiohttp, dicts"]
-        sdk = statistics.median(sdk_rates)
-        attrs_rate = statistics.median(attrs_rates)
-        dicts = statistics.median(dict_rates)
-        vs_attrs = statistics.median(a / b for a, b in zip(sdk_rates, attrs_rates, strict=True))
-        vs_dicts = statistics.median(a / b for a, b in zip(sdk_rates, dict_rates, strict=True))
-        worst = min(worst, vs_attrs)
+    for cell in runs[0]:
+        column: dict[str, list[float]] = {}
+        vs: dict[str, list[float]] = {"attrs": [], "dicts": []}
+        spread: dict[str, list[float]] = {"attrs": [], "dicts": []}
+        for run in runs:
+            results = run[cell]
+            for who, rates in results.items():
+                column.setdefault(who, []).extend(rates)
+            for key, baseline in (
+                ("attrs", "raw aiohttp + attrs"),
+                ("dicts", "raw aiohttp, dicts"),
+            ):
+                ratios = paired(results["flinkey_async"], results[baseline])
+                vs[key].extend(ratios)
+                spread[key].append(statistics.median(ratios))
+        medians = {key: statistics.median(values) for key, values in vs.items()}
+        worst = min(worst, medians["attrs"])
+        texts = {
+            key: f"{medians[key]:5.2f}x ({min(spread[key]):.2f}-{max(spread[key]):.2f})"
+            for key in vs
+        }
         print(
-            f"{name + f', concurrency {concurrency}':25} {sdk:13,.0f} {attrs_rate:12,.0f} "
-            f"{dicts:10,.0f} {vs_attrs:7.2f}x ({sdk / attrs_rate:.2f}) "
-            f"{vs_dicts:7.2f}x ({sdk / dicts:.2f})"
+            f"{cell:25} {statistics.median(column['flinkey_async']):13,.0f} "
+            f"{statistics.median(column['raw aiohttp + attrs']):12,.0f} "
+            f"{statistics.median(column['raw aiohttp, dicts']):10,.0f} "
+            f"{texts['attrs']:>18} {texts['dicts']:>18}"
         )
     print(
         f"target >= 0.95 x raw aiohttp + attrs in every cell: worst {worst:.2f} "
@@ -251,15 +281,30 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve()
         return
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 11
-    requests = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        port, rounds, requests = (int(arg) for arg in sys.argv[2:5])
+        print(json.dumps(asyncio.run(measure(port, rounds, requests))))
+        return
+    processes = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    requests = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        asyncio.run(measure(port, rounds, requests))
+        runs = []
+        for _ in range(processes):  # one after another: each has its own hash seed and layout
+            client = subprocess.run(
+                [sys.executable, __file__, "--client", str(port), str(rounds), str(requests)],
+                stdout=subprocess.PIPE,
+                text=True,
+                check=True,
+                timeout=1800,
+            )
+            runs.append(json.loads(client.stdout))
+        report(runs, rounds)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
