@@ -280,7 +280,6 @@ class Pipeline:
         self.max_response_bytes = max_response_bytes
         self.trust_env = trust_env
         self._proxy: URL | None = URL(proxy) if isinstance(proxy, str) else proxy
-        self._proxy_auth: aiohttp.BasicAuth | None = None
         self._proxy_resolved = proxy is not None or not trust_env
         # A caller's session keeps its own middlewares; ours runs after them.
         self._middlewares: tuple[Any, ...] | None = None
@@ -368,7 +367,11 @@ class Pipeline:
             proxy, auth = get_env_proxy_for_url(self.base_url)
         except (LookupError, ValueError, OSError):
             return
-        self._proxy, self._proxy_auth = proxy, auth
+        if proxy is not None and auth is not None:
+            # In the URL, as with an explicit proxy= (aiohttp 3.14 deprecates proxy_auth=, and
+            # a Proxy-Authorization in proxy_headers= reaches only an https target's tunnel).
+            proxy = proxy.with_user(auth.login).with_password(auth.password)
+        self._proxy = proxy
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Refuse new requests, let those in flight finish (up to ``timeout`` seconds), then
@@ -594,7 +597,6 @@ class Pipeline:
                             else self._attempt_timeout(loop, deadline_at),
                             allow_redirects=False,
                             proxy=root._proxy,
-                            proxy_auth=root._proxy_auth,
                             middlewares=root._middlewares,
                         )
                         try:

@@ -6,6 +6,7 @@ have a deadline, and no secret reaches a traceback or a pickle."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import pickle
 import subprocess
@@ -620,6 +621,28 @@ async def test_an_explicit_proxy_is_used(proxy: RecordingServer) -> None:
     ) as client:
         assert (await client.assignments.get(1)).id == 1
     assert proxy.requests[0].raw_path == "http://flinkey.invalid/v3/assignments/1"
+
+
+@pytest.mark.parametrize("source", ["HTTP_PROXY", "proxy="])
+async def test_proxy_credentials_reach_the_proxy_without_a_deprecated_argument(
+    proxy: RecordingServer, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # aiohttp 3.14 deprecates ``proxy_auth=``; the suite turns every warning into an error.
+    proxy_url = proxy.url.replace("/v3", "").replace("http://", "http://relay:s%40cret@")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    options: dict[str, Any] = {"proxy": proxy_url}
+    if source == "HTTP_PROXY":
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        options = {"trust_env": True}
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=TOKEN_VALUE, base_url="http://flinkey.invalid/v3", **options
+    ) as client:
+        assert (await client.assignments.get(1)).id == 1
+        assert (await client.assignments.get(1)).id == 1
+    expected = "Basic " + base64.b64encode(b"relay:s@cret").decode()
+    assert [r.headers.get("Proxy-Authorization") for r in proxy.requests] == [expected] * 2
+    assert [r.raw_path for r in proxy.requests] == ["http://flinkey.invalid/v3/assignments/1"] * 2
 
 
 # -- 3. secrets: tracebacks with locals, repr, pickles -----------------------------------------
