@@ -484,10 +484,7 @@ def decode(body: bytes, tp: type[T]) -> T:
         item_type, hook = _DECODERS[tp]
     except KeyError:
         item_type, hook = _DECODERS.setdefault(tp, _decoder(tp))
-    try:
-        data = _loads(body)
-    except ValueError:
-        raise DecodeError("response body is not valid JSON", body=body) from None
+    data = loads(body)
     try:
         if item_type is None:
             result: T = hook(data, tp)

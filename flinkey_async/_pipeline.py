@@ -485,9 +485,7 @@ class Pipeline:
     ) -> Coroutine[Any, Any, Any]:
         """``GET`` one API resource and decode its body into ``model`` (a model class or
         ``list[Model]``), as one coroutine (``await`` it)."""
-        headers = RedactedHeaders(
-            self._scoped_template if customer_scoped else self._header_template
-        )
+        headers = self._headers(customer_scoped)
         return self._call("GET", self.url(segments, query), headers, None, segments, model=model)
 
     def _headers(self, customer_scoped: bool) -> RedactedHeaders:

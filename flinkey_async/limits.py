@@ -194,11 +194,7 @@ class Limiter:
         self._retries: deque[float] = deque()
         self._retry_credit = 0.0  # retries earned by successful answers
         self._retry_credit_cap = 10.0 * limits.retries
-        self._successes = 0  # 2xx answers so far
-        self._credited = 0  # of which turned into retry credit
         self._shared = limits.shared
-        self._unpaced = True
-        self._check_pace()
         if self._shared is not None:
             self._shared.attach(limits)
 
@@ -213,7 +209,13 @@ class Limiter:
         """Take a slot at once when nothing needs waiting for (a free slot, nobody queued, no
         pace and no pause to keep); ``False``: :meth:`acquire` it instead. Call
         :meth:`release` when the answer is in."""
-        if self._free and self._unpaced and not self._waiters:
+        if (
+            self._free
+            and not self._waiters
+            and self._rate is None
+            and not self._paused_until
+            and self._shared is None
+        ):
             self._free -= 1
             self.stats.requests += 1
             return True
@@ -238,7 +240,6 @@ class Limiter:
             now = self._clock()
             if self._paused_until and self._paused_until <= now:
                 self._paused_until = 0.0
-                self._check_pace()
             slot = max(now, self._paused_until)
             shared = self._shared
             rate = self._rate if shared is None else shared.rate
@@ -271,8 +272,11 @@ class Limiter:
             self.stats.rate_limited += 1
             self._rate_limited(now, retry_after)
             return
-        if status < 300:  # a 2xx (a redirect is 3xx, no 1xx reaches here)
-            self._successes += 1  # credited to the retry budget when a retry asks
+        if 200 <= status < 300:
+            credit = self._retry_credit + self.limits.retry_ratio
+            self._retry_credit = (
+                credit if credit < self._retry_credit_cap else self._retry_credit_cap
+            )
         if now - self._bucket_start < _BUCKET:
             self._bucket_count += 1
         else:
@@ -342,16 +346,9 @@ class Limiter:
     def _pause(self, now: float, retry_after: float | None) -> None:
         if retry_after is not None and retry_after > 0:
             self._paused_until = max(self._paused_until, now + retry_after)
-            self._unpaced = False
 
     def _set_rate(self, rate: float) -> None:
         self._rate = rate
-        self._unpaced = False
-
-    def _check_pace(self) -> None:
-        """Whether a request may go without looking at a pace or a pause (the sync fast path
-        of :meth:`try_acquire`)."""
-        self._unpaced = self._rate is None and not self._paused_until and self._shared is None
 
     def allow_retry(self) -> bool:
         """Whether the client-wide retry budget allows one more retry now (and count it)."""
@@ -360,12 +357,6 @@ class Limiter:
         while window and window[0] < now - self.limits.retry_window:
             window.popleft()
         if len(window) >= self.limits.retries:
-            earned = self._successes - self._credited
-            if earned:
-                self._credited = self._successes
-                self._retry_credit = min(
-                    self._retry_credit + earned * self.limits.retry_ratio, self._retry_credit_cap
-                )
             if self._retry_credit < 1.0:
                 self.stats.retries_refused += 1
                 return False
