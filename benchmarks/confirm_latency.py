@@ -32,8 +32,8 @@ from flinkey_async.sandbox import Sandbox, SandboxConfig
 from flinkey_async.shared.confirmations import RedisWebhookBus, SharedTracker
 from flinkey_async.webhooks import start_webhook_server, webhook_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _redis import RedisProcess
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
+from tests.support.redis_server import RedisServer
 
 SECRET = "benchmark-secret"
 ASSIGNMENT_CAR = 101
@@ -98,7 +98,7 @@ async def in_process(sandbox: Sandbox) -> AsyncIterator[Tracker]:
         await runner.cleanup()
 
 
-def via_redis(redis: RedisProcess) -> Setup:
+def via_redis(redis: RedisServer) -> Setup:
     @asynccontextmanager
     async def setup(sandbox: Sandbox) -> AsyncIterator[Tracker]:
         async with RedisWebhookBus.from_url(redis.url, prefix="bench1") as bus:
@@ -114,7 +114,7 @@ def via_redis(redis: RedisProcess) -> Setup:
     return setup
 
 
-def across_processes(redis: RedisProcess) -> Setup:
+def across_processes(redis: RedisServer) -> Setup:
     @asynccontextmanager
     async def setup(sandbox: Sandbox) -> AsyncIterator[Tracker]:
         relay, url = _start_relay(redis.url, "bench2")
@@ -175,7 +175,8 @@ def percentiles(values: list[float]) -> str:
 
 
 async def main(count: int) -> None:
-    redis = RedisProcess()
+    redis = RedisServer(persist=False)
+    redis.start()
     try:
         setups: list[tuple[str, Any]] = [
             ("one process (OperationTracker)", in_process),

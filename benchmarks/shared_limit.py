@@ -31,8 +31,8 @@ from flinkey_async.limits import Limits
 from flinkey_async.sandbox import RateLimit, Sandbox, SandboxConfig
 from flinkey_async.shared.limiter import RedisRateLimit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _redis import RedisProcess
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
+from tests.support.redis_server import RedisServer
 
 LIMIT = 20
 CONCURRENCY = 2  # per worker
@@ -95,7 +95,8 @@ async def run_mode(
 
 
 async def main(seconds: float, workers: int) -> int:
-    redis = RedisProcess()
+    redis = RedisServer(persist=False)
+    redis.start()
     redis_url = redis.url
     log: list[tuple[float, int]] = []
 

