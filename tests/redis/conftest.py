@@ -11,8 +11,10 @@ from tests.support.redis_server import RedisServer
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One Redis server for the session (tests use their own key prefixes)."""
-    server = RedisServer()
+    """One Redis server for the session (tests use their own key prefixes). It is never
+    restarted, so it keeps nothing on disk: an ``fsync`` per write on a busy machine can stall
+    it beyond the clients' command deadline (tests that restart Redis use their own)."""
+    server = RedisServer(persist=False)
     server.start()
     try:
         yield server
