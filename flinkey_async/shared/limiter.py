@@ -49,13 +49,16 @@ between them eats into ``margin``.
   request when it was not started): :class:`~flinkey_async.errors.RedisUnavailableError`,
   naming the server by host, port and database only (never a password of the URL).
 * Lost while running (an error, or no answer within ``timeout``): requests keep going, paced
-  by this process alone at ``rate / expected_workers`` after one window's wait (the window it
-  no longer sees may be full) (the adaptive rate last known, likewise;
+  by this process alone at its share of the rate after one window's wait (the window it no
+  longer sees may be full): ``rate / expected_workers`` rounded down to whole requests per
+  window, spread over the window and ``margin`` (:func:`alone_rate`), so that the workers
+  together stay within the rate even when their paces fall in step (the adaptive rate last
+  known, likewise;
   unpaced until a 429 if none was learnt yet, each ``Retry-After`` then pausing this process).
   One WARNING is logged per outage (logger ``flinkey_async.shared``); every ``retry_every``
   seconds a request's acquire starts one ``PING`` in the background, and when Redis answers
-  the rate is shared again (logged at INFO; for one more window the process also keeps its
-  own pace, as the window does not know what was sent without it).
+  the rate is shared again (logged at INFO; until a window after the last request it sent
+  without Redis, the process also keeps its own pace, as the window does not know those).
 * Slow: every Redis command has a deadline (``timeout``, default 0.25 s), after which Redis
   counts as lost (above); no request waits on Redis longer. A request waits for a unit at most
   ``max_wait`` seconds in all; after that it is sent anyway (flinkey's 429 and the retry policy
@@ -84,7 +87,7 @@ from ..auth import Secret
 from ..errors import RedisUnavailableError
 from ..limits import Limits, is_burst
 
-__all__ = ["DEFAULT_PREFIX", "RedisRateLimit"]
+__all__ = ["DEFAULT_PREFIX", "RedisRateLimit", "alone_rate"]
 
 logger = logging.getLogger("flinkey_async.shared")
 
@@ -99,6 +102,22 @@ _MAX_REPORTS: Final = 32  # 429 reports in flight at most (more are not counted)
 _ERRORS: Final = (RedisError, OSError, TimeoutError)
 
 State = Literal["stopped", "shared", "local", "closed"]
+
+
+def alone_rate(rate: float, workers: int, margin: float) -> float:
+    """The pace of one of ``workers`` processes that share ``rate`` without Redis.
+
+    A pace of ``rate / workers`` fits one request more than that into some windows (3
+    processes at 6.33/s each send 7 in a second when their paces fall in step: 21 for a
+    rate of 19). Instead each process keeps a whole number of requests per window, its share
+    of the window's units rounded down, spread over the window plus ``margin``: no window of
+    any process holds more than its share, so the workers together stay within the rate.
+    A share below one request per window is paced at ``rate / workers``.
+    """
+    share = int(rate * _WINDOW) // workers
+    if share < 1:
+        return rate / workers
+    return share / (_WINDOW + margin)
 
 
 def _where(url: str) -> str:
@@ -226,7 +245,9 @@ class RedisRateLimit:
         self._fallback_next = 0.0
         self._next_probe = 0.0
         self._probing = False
-        self._rejoin_until = 0.0  # back from "local": the window misses what was sent alone
+        # Until when the window misses what this process sent alone: one window after its
+        # last request sent without Redis (back in "shared", it keeps its own pace till then).
+        self._rejoin_until = 0.0
 
     @staticmethod
     def name_for(api_key: str | Secret) -> str:
@@ -275,6 +296,8 @@ class RedisRateLimit:
             for _ in range(_MAX_ROUNDS):
                 if self._state == "local":
                     await self._pace_alone(give_up - loop.time())
+                    # sent without a unit, even when Redis answered again meanwhile
+                    self._rejoin_until = max(self._rejoin_until, time.time() + _WINDOW)
                     return
                 if self._rejoin_until and time.time() < self._rejoin_until:
                     await self._pace_alone(give_up - loop.time(), probe=False)
@@ -481,7 +504,9 @@ class RedisRateLimit:
         now = time.time()
         self._state = "local"
         shared = self._shared_rate(now)
-        self._fallback = None if shared is None else shared / self.expected_workers
+        self._fallback = (
+            None if shared is None else alone_rate(shared, self.expected_workers, self.margin)
+        )
         # the last window, which this process no longer sees, may be full: let it pass first
         self._fallback_next = now + _WINDOW if shared is not None else 0.0
         self._next_probe = asyncio.get_running_loop().time() + self.retry_every
@@ -525,7 +550,7 @@ class RedisRateLimit:
                 self._state = "shared"
                 # what this process sent alone is not in the window: keep its own pace too
                 # for one window, or the window's full rate would come on top of it
-                self._rejoin_until = time.time() + _WINDOW
+                self._rejoin_until = max(self._rejoin_until, time.time() + _WINDOW)
                 logger.info("shared rate %r: Redis at %s answers again", self.name, self.where)
         finally:
             self._probing = False

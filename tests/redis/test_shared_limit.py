@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from flinkey_async.errors import FlinkeyError, RedisUnavailableError
 from flinkey_async.limits import Limiter, Limits
-from flinkey_async.shared.limiter import RedisRateLimit
+from flinkey_async.shared.limiter import RedisRateLimit, alone_rate
 from tests.support.redis_server import RedisServer
 
 
@@ -133,6 +133,38 @@ async def test_redis_unreachable_at_start_is_a_typed_error_without_the_password(
     await lazy.aclose()
 
 
+def _most_in_a_window(rate: float, horizon: float = 5.0) -> int:
+    """The most requests a pace of ``rate`` puts into any closed window of one second
+    within ``horizon`` seconds."""
+    times = [n / rate for n in range(int(horizon * rate) + 1)]
+    return max(sum(1 for u in times if t <= u <= t + 1.0) for t in times)
+
+
+@pytest.mark.parametrize(
+    ("rate", "workers"),
+    [
+        (rate, workers)
+        for rate in (3.0, 19.0, 20.0, 40.0, 99.5)
+        for workers in (1, 2, 3, 4, 7)
+        if int(rate) // workers >= 1  # at least one request a window each
+    ],
+)
+def test_workers_pacing_alone_stay_within_the_rate_even_in_step(rate: float, workers: int) -> None:
+    margin = 0.02
+    alone = alone_rate(rate, workers, margin)
+    # in step (Redis lost for all of them at once): every worker's fullest window together
+    assert workers * _most_in_a_window(alone) <= int(rate), alone
+    # a share rounded down, not less: at most one request a window lost per worker
+    assert alone * workers * (1 + margin) >= int(rate) - (workers - 1) - 1e-9
+    # the plain share puts one request more into some window of each worker
+    assert workers * _most_in_a_window(rate / workers) > int(rate)
+
+
+def test_a_share_below_one_request_a_window_is_the_plain_share() -> None:
+    assert alone_rate(2.0, 3, 0.02) == pytest.approx(2 / 3)
+    assert alone_rate(0.5, 1, 0.02) == pytest.approx(0.5)
+
+
 async def test_lost_redis_paces_alone_warns_once_and_recovers(
     own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -150,8 +182,9 @@ async def test_lost_redis_paces_alone_warns_once_and_recovers(
                 await limiter.acquire()
                 limiter.release()
         elapsed = time.monotonic() - began
-        assert state_of(shared) == "local" and shared.rate == 10  # 40 / 4 workers
-        assert 1.0 <= elapsed < 2.5, elapsed  # a window's wait, then 10/s
+        # 40 / 4 workers: 10 a window, spread over the window and the margin
+        assert state_of(shared) == "local" and shared.rate == pytest.approx(10 / 1.02)
+        assert 1.0 <= elapsed < 2.5, elapsed  # a window's wait, then 9.8/s
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
         own_redis_server.start()
@@ -165,6 +198,93 @@ async def test_lost_redis_paces_alone_warns_once_and_recovers(
         assert state_of(shared) == "shared"
         assert shared.rate == 40
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def _fullest_second(times: list[float]) -> int:
+    """The most of ``times`` in any half-open second ``[t, t + 1)``."""
+    times = sorted(times)
+    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+
+
+async def test_three_workers_stay_within_the_rate_through_a_redis_outage(
+    own_redis_server: RedisServer,
+) -> None:
+    """Three workers (three RedisRateLimits, as three processes would have) share 10/s and take
+    every unit they can, while Redis dies and comes back: in no second, before, during or
+    after the outage, do they take more than 10 together (alone, each keeps 3 a window; a pace
+    of 10/3 each would let them take 12 in some second)."""
+    rate, units = 10.0, 10
+    limits = Limits(rate=rate)
+    shared = [
+        RedisRateLimit(
+            own_redis_server.url, name="outage", expected_workers=3, retry_every=0.2, timeout=0.2
+        )
+        for _ in range(3)
+    ]
+    taken: list[float] = []
+
+    async def worker(backend: RedisRateLimit, until: float) -> None:
+        for _ in range(200):
+            if time.time() >= until:
+                return
+            await backend.acquire()
+            taken.append(time.time())
+
+    for backend in shared:
+        backend.attach(limits)
+        await backend.start()
+    try:
+        async with asyncio.timeout(20):
+            until = time.time() + 1.0
+            await asyncio.gather(*(worker(b, until) for b in shared))
+            own_redis_server.stop(kill=True)
+            until = time.time() + 1.5
+            await asyncio.gather(*(worker(b, until) for b in shared))
+            assert [state_of(b) for b in shared] == ["local"] * 3
+            own_redis_server.start()
+            until = time.time() + 2.5
+            await asyncio.gather(*(worker(b, until) for b in shared))
+        assert [state_of(b) for b in shared] == ["shared"] * 3
+    finally:
+        for backend in shared:
+            await backend.aclose()
+    assert _fullest_second(taken) <= units, sorted(round(t - taken[0], 3) for t in taken)
+    assert len(taken) >= 0.6 * rate * 5.0  # paced, not stopped
+
+
+async def test_a_request_paced_alone_after_redis_answered_again_still_counts(
+    own_redis_server: RedisServer,
+) -> None:
+    """A request that started pacing alone while Redis was lost, and went out after Redis
+    answered again, took no unit: the window does not know it. For a window after it, the
+    process keeps pacing alone; trusting the window at once would let a full window's units
+    go within a second of it."""
+    units = 10
+    backend = RedisRateLimit(
+        own_redis_server.url, name="rejoin", expected_workers=14, retry_every=0.1, timeout=0.2
+    )
+    # alone: one request every 1.4 s, so the one paced alone goes out more than a window
+    # after Redis answered again
+    backend.attach(Limits(rate=units))
+    await backend.start()
+    try:
+        async with asyncio.timeout(20):
+            await backend.acquire()
+            own_redis_server.stop(kill=True)
+            await backend.acquire()  # Redis lost: after a window's wait, alone
+            assert state_of(backend) == "local"
+            own_redis_server.start()
+            await backend.acquire()  # paced alone; Redis answers meanwhile
+            alone_at = time.time()
+            assert state_of(backend) == "shared"
+            taken = [alone_at]
+            for _ in range(units + 1):
+                await backend.acquire()
+                taken.append(time.time())
+    finally:
+        await backend.aclose()
+    assert taken[1] - alone_at >= 1.3  # the next one waits for the pace, not the window
+    assert _fullest_second(taken) <= units, [round(t - alone_at, 3) for t in taken]
 
 
 async def test_keys_name_the_key_by_a_name_or_a_hash_never_the_api_key(
