@@ -261,7 +261,7 @@ async def test_a_request_paced_alone_after_redis_answered_again_still_counts(
     go within a second of it."""
     units = 10
     backend = RedisRateLimit(
-        own_redis_server.url, name="rejoin", expected_workers=14, retry_every=0.1, timeout=0.2
+        own_redis_server.url, name="rejoin", expected_workers=14, retry_every=0.1, timeout=1.0
     )
     # alone: one request every 1.4 s, so the one paced alone goes out more than a window
     # after Redis answered again
