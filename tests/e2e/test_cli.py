@@ -433,7 +433,7 @@ def _assignment_life(env: dict[str, str], fmt: str, month: int) -> None:
     """Create (the new id read from the output), update, delete: one format, ``--wait``."""
     create = ("assignments", "create", "--car", "104", "--user", "1003")
     start = f"2032-{month:02d}-01T08:00:00+01:00"
-    result = run(*create, "--start", start, "--wait", "15", "-o", fmt, env=env)
+    result = run_here(*create, "--start", start, "--wait", "15", "-o", fmt, env=env)
     assert result.code == 0 and result.err == "", result
     if fmt == "json":
         data = result.json()
@@ -449,43 +449,40 @@ def _assignment_life(env: dict[str, str], fmt: str, month: int) -> None:
         match = re.search(r"assignmentId\s*│\s*(\d+)", result.out)
         assert match and "confirmed" in result.out, result.out
         assignment_id = int(match.group(1))
-    got = run("assignments", "get", str(assignment_id), "-o", "json", env=env).json()
+    got = run_here("assignments", "get", str(assignment_id), "-o", "json", env=env).json()
     assert (got["carId"], got["userId"], got["start"]) == (
         104,
         1003,
         f"2032-{month:02d}-01T07:00:00Z",
     )
     update = ("--set", "lifetime=1209600", "--set", "renewable_after=3600", "--remove", "end")
-    result = run(
+    result = run_here(
         "assignments", "update", str(assignment_id), *update, "--wait", "15", "-o", fmt, env=env
     )
     assert result.code == 0 and result.err == "" and "update" in result.out, result
-    got = run("assignments", "get", str(assignment_id), env=env).json()
+    got = run_here("assignments", "get", str(assignment_id), env=env).json()
     assert (got["lifetime"], got["renewableAfter"], got["end"]) == (1209600, 3600, None)
-    result = run("assignments", "delete", str(assignment_id), "--wait", "15", "-o", fmt, env=env)
+    result = run_here(
+        "assignments", "delete", str(assignment_id), "--wait", "15", "-o", fmt, env=env
+    )
     assert result.code == 0 and result.err == "" and "delete" in result.out, result
-    assert run("assignments", "get", str(assignment_id), env=env).code == 1
+    assert run_here("assignments", "get", str(assignment_id), env=env).code == 1
 
 
 def test_assignment_writes_print_output_a_script_can_use(server: Server) -> None:
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        chains = [
-            pool.submit(_assignment_life, server.env, fmt, month)
-            for month, fmt in enumerate(("json", "csv", "table"), start=1)
-        ]
-        unconfirmed = run(
-            "assignments",
-            "create",
-            "--car",
-            "104",
-            "--user",
-            "1003",
-            "--start",
-            "2032-06-01T08:00:00Z",
-            env=server.env,
-        ).json()
-        for chain in chains:
-            chain.result()
+    for month, fmt in enumerate(("json", "csv", "table"), start=1):
+        _assignment_life(server.env, fmt, month)
+    unconfirmed = run_here(
+        "assignments",
+        "create",
+        "--car",
+        "104",
+        "--user",
+        "1003",
+        "--start",
+        "2032-06-01T08:00:00Z",
+        env=server.env,
+    ).json()
     assert unconfirmed["accepted"] is True and unconfirmed["assignmentId"] is None
     assert "confirmed" not in unconfirmed
     assert "PATCH /v3/assignments/" in server.access_log()
@@ -493,7 +490,7 @@ def test_assignment_writes_print_output_a_script_can_use(server: Server) -> None
 
 def _product_life(env: dict[str, str], fmt: str, steps: Sequence[tuple[str, ...]]) -> None:
     for step in steps:
-        result = run(*step, "-o", fmt, env=env)
+        result = run_here(*step, "-o", fmt, env=env)
         assert result.code == 0 and result.err == "", (step, result)
         assert_no_secret(result)
         if fmt == "json":
@@ -507,7 +504,7 @@ def _product_life(env: dict[str, str], fmt: str, steps: Sequence[tuple[str, ...]
 
 
 def test_synchronous_writes_and_sdk_tokens_in_every_format(server: Server) -> None:
-    # one product (and car) per format, so that the three run at once
+    # one product (and car) per format
     lives = {
         "json": [
             ("pairings", "pair", "--service", "406", "--product", "312"),
@@ -528,15 +525,14 @@ def test_synchronous_writes_and_sdk_tokens_in_every_format(server: Server) -> No
             ("installations", "uninstall", "--car", "110", "--product", "304"),
         ],
     }
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        chains = [pool.submit(_product_life, server.env, f, s) for f, s in lives.items()]
-        create = ("sdk-tokens", "create", "--user", "1001")
-        tokens = run_all(
-            [((*create, "-o", fmt), server.env) for fmt in ("json", "csv", "table")]
-            + [((*create, "--reveal", "-o", "csv"), server.env)]
-        )
-        for chain in chains:
-            chain.result()
+    for fmt, steps in lives.items():
+        _product_life(server.env, fmt, steps)
+    create = ("sdk-tokens", "create", "--user", "1001")
+    tokens = [
+        run_here(*args, env=server.env)
+        for args in [(*create, "-o", fmt) for fmt in ("json", "csv", "table")]
+        + [(*create, "--reveal", "-o", "csv")]
+    ]
     assert tokens[0].json() == {"idToken": "***"}
     assert tokens[1].csv() == [{"idToken": "***"}]
     assert "***" in tokens[2].out
