@@ -547,10 +547,10 @@ class RedisRateLimit:
             except _ERRORS:
                 return
             if self._state == "local":
+                # What this process sent alone is not in the window: every such request
+                # set _rejoin_until, so acquire keeps its own pace too until a window after
+                # the last of them, or the window's full rate would come on top of them.
                 self._state = "shared"
-                # what this process sent alone is not in the window: keep its own pace too
-                # for one window, or the window's full rate would come on top of it
-                self._rejoin_until = max(self._rejoin_until, time.time() + _WINDOW)
                 logger.info("shared rate %r: Redis at %s answers again", self.name, self.where)
         finally:
             self._probing = False
