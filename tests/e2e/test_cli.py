@@ -93,6 +93,10 @@ def _base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _without_slow_steps(stderr: str) -> str:
+    return "\n".join(line for line in stderr.splitlines() if not _SLOW_STEP.match(line))
+
+
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
     proc = subprocess.run(
         [FLINKEY, *args],
@@ -103,8 +107,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> R
         stdin=subprocess.DEVNULL,
         check=False,
     )
-    err = "\n".join(line for line in proc.stderr.splitlines() if not _SLOW_STEP.match(line))
-    return Result(proc.returncode, proc.stdout, err)
+    return Result(proc.returncode, proc.stdout, _without_slow_steps(proc.stderr))
 
 
 def run_here(*args: str, env: dict[str, str]) -> Result:
@@ -121,8 +124,7 @@ def run_here(*args: str, env: dict[str, str]) -> Result:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    lines = err.getvalue().splitlines()
-    return Result(code, out.getvalue(), "\n".join(x for x in lines if not _SLOW_STEP.match(x)))
+    return Result(code, out.getvalue(), _without_slow_steps(err.getvalue()))
 
 
 def run_all(calls: Sequence[tuple[tuple[str, ...], dict[str, str]]]) -> list[Result]:

@@ -133,11 +133,18 @@ async def test_redis_unreachable_at_start_is_a_typed_error_without_the_password(
     await lazy.aclose()
 
 
+def _fullest_second(times: list[float], *, closed: bool = False) -> int:
+    """The most of ``times`` in any second ``[t, t + 1)`` (``closed``: ``[t, t + 1]``)."""
+    times = sorted(times)
+    return max(
+        sum(1 for u in times if t <= u and (u <= t + 1.0 if closed else u < t + 1.0)) for t in times
+    )
+
+
 def _most_in_a_window(rate: float, horizon: float = 5.0) -> int:
     """The most requests a pace of ``rate`` puts into any closed window of one second
     within ``horizon`` seconds."""
-    times = [n / rate for n in range(int(horizon * rate) + 1)]
-    return max(sum(1 for u in times if t <= u <= t + 1.0) for t in times)
+    return _fullest_second([n / rate for n in range(int(horizon * rate) + 1)], closed=True)
 
 
 @pytest.mark.parametrize(
@@ -198,12 +205,6 @@ async def test_lost_redis_paces_alone_warns_once_and_recovers(
         assert state_of(shared) == "shared"
         assert shared.rate == 40
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
-
-
-def _fullest_second(times: list[float]) -> int:
-    """The most of ``times`` in any half-open second ``[t, t + 1)``."""
-    times = sorted(times)
-    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
 
 
 async def test_three_workers_stay_within_the_rate_through_a_redis_outage(
