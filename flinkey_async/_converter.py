@@ -484,7 +484,10 @@ def decode(body: bytes, tp: type[T]) -> T:
         item_type, hook = _DECODERS[tp]
     except KeyError:
         item_type, hook = _DECODERS.setdefault(tp, _decoder(tp))
-    data = loads(body)
+    try:
+        data = _loads(body)  # what loads() does, without its frame
+    except ValueError:
+        raise DecodeError("response body is not valid JSON", body=body) from None
     try:
         if item_type is None:
             result: T = hook(data, tp)

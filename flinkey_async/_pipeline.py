@@ -39,12 +39,14 @@ import asyncio
 import copy
 import logging
 import random
-from collections.abc import Coroutine, Mapping, Sequence
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import attrs
+from aiohttp import hdrs
 from aiohttp.helpers import get_env_proxy_for_url
 from multidict import CIMultiDict
 from yarl import URL
@@ -292,12 +294,15 @@ class Pipeline:
         #: view for another customer made by :meth:`for_customer`).
         self._root: Pipeline = self
         self._closed_flag = False
-        self._loop: asyncio.AbstractEventLoop | None = None  # see _call
+        self._clock: Callable[[], float] | None = None  # the loop's clock (see _call)
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._rng = random.Random()
-        self._last_token: tuple[Secret, Secret] | None = None
-        self._last_token_id = 0  # id() of the string _last_token was made from
+        # The provider's token as last seen, its Authorization header, and the id() of the
+        # string they were made from (0: none yet; no object has id 0).
+        self._last_token = Secret("-")
+        self._last_auth = RedactedHeaders()
+        self._last_token_id = 0
         # The headers every request starts from. Those that never change are, on our own
         # session, the session's defaults (aiohttp merges them without a Python loop per
         # header), with the User-Agent; a caller's session gets them with every request.
@@ -354,10 +359,15 @@ class Pipeline:
             self._http_session = session
         return self._http_session
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, kept by the root pipeline: its session is bound to it."""
-        loop = self._root._loop = asyncio.get_running_loop()
-        return loop
+    def _loop_clock(self) -> Callable[[], float]:
+        """The running loop's clock, kept by the root pipeline (its session is bound to that
+        loop): ``time.monotonic`` itself where the loop's ``time()`` is asyncio's, which
+        returns just that, so that reading it costs no Python call; else ``loop.time``."""
+        loop = asyncio.get_running_loop()
+        clock = self._root._clock = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        )
+        return clock
 
     def _resolve_proxy(self) -> None:
         """``trust_env=True``: the proxy for the base URL from ``HTTPS_PROXY``/``HTTP_PROXY``
@@ -485,8 +495,14 @@ class Pipeline:
     ) -> Coroutine[Any, Any, Any]:
         """``GET`` one API resource and decode its body into ``model`` (a model class or
         ``list[Model]``), as one coroutine (``await`` it)."""
-        headers = self._headers(customer_scoped)
-        return self._call("GET", self.url(segments, query), headers, None, segments, model=model)
+        headers = RedactedHeaders(  # what _headers() makes, without its frame
+            self._scoped_template if customer_scoped else self._header_template
+        )
+        # A URL made before (see url()), found without url()'s frame.
+        url = self._urls.get((segments, query)) if segments.__class__ is tuple else None
+        if url is None:
+            url = self.url(segments, query)
+        return self._call("GET", url, headers, None, segments, model=model)
 
     def _headers(self, customer_scoped: bool) -> RedactedHeaders:
         """A fresh copy of the headers every request starts from (with ``Customer-ID`` when
@@ -503,12 +519,12 @@ class Pipeline:
         if cached is None:
             return None
         root = self._root
-        # By identity: the pair's Secret holds the string, so its id is not reused meanwhile.
-        if id(cached) == root._last_token_id:
-            return root._last_token
-        root._last_token = pair = (Secret(cached), Secret("Bearer " + cached))
-        root._last_token_id = id(cached)
-        return pair
+        # By identity: the kept Secret holds the string, so its id is not reused meanwhile.
+        if id(cached) != root._last_token_id:
+            root._last_token = Secret(cached)
+            root._last_auth = RedactedHeaders({AUTHORIZATION_HEADER: "Bearer " + cached})
+            root._last_token_id = id(cached)
+        return root._last_token, Secret(root._last_auth[AUTHORIZATION_HEADER])
 
     async def _token(
         self, method: str, segments: Sequence[str | int], deadline_at: float | None
@@ -550,10 +566,10 @@ class Pipeline:
         """
         if self._closed_flag or self._root._closed_flag:
             raise ClientClosedError("this FlinkeyClient is closed")
-        # The loop the client's session works on, kept: asyncio.get_running_loop() costs a
-        # getpid() system call per call on CPython 3.11 (its fork check).
-        loop = self._root._loop or self._running_loop()
-        deadline_at = None if self.deadline is None else loop.time() + self.deadline
+        # The clock of the loop the client's session works on, kept: asyncio.get_running_loop()
+        # costs a getpid() system call per call on CPython 3.11 (its fork check).
+        clock = self._root._clock or self._loop_clock()
+        deadline_at = None if self.deadline is None else clock() + self.deadline
         attempt = 0
         refreshed = False
         self._inflight += 1
@@ -561,10 +577,18 @@ class Pipeline:
             while True:
                 token: Secret | None = None
                 if authenticate:
-                    token, bearer = self._cached_token() or await self._token(
-                        method, segments, deadline_at
-                    )
-                    headers[AUTHORIZATION_HEADER] = bearer.reveal()
+                    root = self._root
+                    provider = self.token_provider
+                    # The provider's cached token is the one last seen (by identity: no string
+                    # holding a token is kept in this frame, whose locals a traceback may show).
+                    if provider is not None and id(provider.cached()) == root._last_token_id:
+                        token = root._last_token
+                        headers.update(root._last_auth)
+                    else:
+                        token, bearer = self._cached_token() or await self._token(
+                            method, segments, deadline_at
+                        )
+                        headers[AUTHORIZATION_HEADER] = bearer.reveal()
                 failure: Failure
                 error: Exception
                 retry_after: float | None = None
@@ -572,7 +596,8 @@ class Pipeline:
                 if not limiter.try_acquire():
                     await limiter.acquire()
                 debug = logger.isEnabledFor(logging.DEBUG)
-                sent_at = loop.time() if debug else 0.0
+                sent_at = clock() if debug else 0.0
+                answer = 0
                 try:
                     root = self._root
                     http = root._http_session
@@ -583,6 +608,10 @@ class Pipeline:
                         or not root._proxy_resolved
                     ):
                         http = self._http()
+                    if attempt == 0 and self._timeout_within_deadline:
+                        timeout = self._timeout
+                    else:
+                        timeout = self._attempt_timeout(clock, deadline_at)
                     # One attempt, inline (one coroutine level less on every resumption).
                     try:
                         resp = await http.request(
@@ -590,9 +619,7 @@ class Pipeline:
                             url,
                             headers=headers,
                             data=data,
-                            timeout=self._timeout
-                            if attempt == 0 and self._timeout_within_deadline
-                            else self._attempt_timeout(loop, deadline_at),
+                            timeout=timeout,
                             allow_redirects=False,
                             proxy=root._proxy,
                             middlewares=root._middlewares,
@@ -605,16 +632,17 @@ class Pipeline:
                                 if ok
                                 else min(self.max_response_bytes, MAX_ERROR_BODY_BYTES)
                             )
-                            length = resp.content_length
+                            # resp.content_length without its frame (the parser checked it)
+                            response_headers = resp.headers
+                            length = response_headers.get(hdrs.CONTENT_LENGTH)
                             if (
                                 length is not None
-                                and length <= limit
-                                and "Content-Encoding" not in resp.headers
+                                and int(length) <= limit
+                                and hdrs.CONTENT_ENCODING not in response_headers
                             ):
                                 body = await resp.read()  # bounded by Content-Length
                             else:
                                 body = await _read_bounded(resp, limit, truncate=not ok)
-                            response_headers = resp.headers
                         finally:
                             # The connection back to the pool (or closed, when the body was
                             # not read to its end), and a request body still being written
@@ -665,9 +693,9 @@ class Pipeline:
                     raise
                 else:
                     if status != 429:
-                        limiter.answered(status)
+                        answer = status  # learnt from as the slot is given back
                     if debug:
-                        _log_answer(method, url, status, attempt, loop.time() - sent_at)
+                        _log_answer(method, url, status, attempt, clock() - sent_at)
                     if ok:
                         if model is None:
                             return Response(status, response_headers, body)
@@ -697,12 +725,12 @@ class Pipeline:
                         retry_after = api_error.retry_after
                         limiter.answered(429, retry_after)
                 finally:
-                    limiter.release()
+                    limiter.release(answer)
                 attempt += 1
                 delay = self.retry.delay(method, failure, attempt, retry_after, rng=self._rng)
                 if (
                     delay is None
-                    or (deadline_at is not None and loop.time() + delay >= deadline_at)
+                    or (deadline_at is not None and clock() + delay >= deadline_at)
                     or not limiter.allow_retry()
                 ):
                     raise error
@@ -736,12 +764,12 @@ class Pipeline:
         )
 
     def _attempt_timeout(
-        self, loop: asyncio.AbstractEventLoop, deadline_at: float | None
+        self, clock: Callable[[], float], deadline_at: float | None
     ) -> aiohttp.ClientTimeout:
         timeout = self._timeout
         if deadline_at is None:
             return timeout
-        remaining = max(deadline_at - loop.time(), 0.001)
+        remaining = max(deadline_at - clock(), 0.001)
         if timeout.total is not None and timeout.total <= remaining:
             return timeout
         return attrs.evolve(timeout, total=remaining)

@@ -222,7 +222,7 @@ class StaticToken:
         self._token = secret
 
     def cached(self) -> str:
-        return self._token.reveal()
+        return self._token._value  # reveal(), without its frame: asked on every request
 
     async def token(self) -> str:
         return self._token.reveal()
@@ -295,7 +295,7 @@ class PasswordGrant:
     def cached(self) -> str | None:
         current = self._token
         if current is not None and self._clock() < self._refresh_at:
-            return current.reveal()
+            return current._value  # reveal(), without its frame: asked on every request
         return None
 
     async def token(self) -> str:

@@ -255,8 +255,28 @@ class Limiter:
             raise
         self.stats.requests += 1
 
-    def release(self) -> None:
-        """Give a slot back: to the first task waiting for one, else to the free ones."""
+    def release(self, answer: int = 0, *, slot: bool = True) -> None:
+        """Give a slot back: to the first task waiting for one, else to the free ones.
+
+        ``answer``: the status the slot's request was answered with, other than 429 (``0``:
+        no answer), learnt from first as :meth:`answered` does, so that a request ends with
+        one call; ``slot=False`` only learns (what :meth:`answered` does with it)."""
+        if answer:
+            now = self._clock()
+            if 200 <= answer < 300:
+                credit = self._retry_credit
+                cap = self._retry_credit_cap
+                if credit < cap:
+                    credit += self.limits.retry_ratio
+                    self._retry_credit = credit if credit < cap else cap
+            if now - self._bucket_start < _BUCKET:
+                self._bucket_count += 1
+            else:
+                self._next_bucket(now)
+            if self._rate is not None and self.limits.rate is None and now - self._last_adjust >= 1:
+                self._speed_up(now, self._rate)
+        if not slot:
+            return
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
@@ -267,28 +287,22 @@ class Limiter:
 
     def answered(self, status: int, retry_after: float | None = None) -> None:
         """Learn from one answer: a 429 slows the client down, others let it speed up."""
-        now = self._clock()
-        if status == 429:
-            self.stats.rate_limited += 1
-            self._rate_limited(now, retry_after)
+        if status != 429:
+            self.release(status, slot=False)
             return
-        if 200 <= status < 300:
-            credit = self._retry_credit + self.limits.retry_ratio
-            self._retry_credit = (
-                credit if credit < self._retry_credit_cap else self._retry_credit_cap
-            )
-        if now - self._bucket_start < _BUCKET:
-            self._bucket_count += 1
-        else:
-            self._next_bucket(now)
-        if self._rate is not None and self.limits.rate is None and now - self._last_adjust >= 1:
-            step = self.limits.increase or max(0.5, 0.05 * self._rate)
-            rate = self._rate + step * (now - self._last_adjust)
-            ceiling = self._ceiling
-            if ceiling is not None and now - self._last_limited < self.limits.probe_after:
-                rate = min(rate, max(0.95 * ceiling, self._rate))
-            self._set_rate(rate)
-            self._last_adjust = now
+        self.stats.rate_limited += 1
+        self._rate_limited(self._clock(), retry_after)
+
+    def _speed_up(self, now: float, current: float) -> None:
+        """A second or more without a 429 at the ``current`` learnt rate: raise it (not past
+        95 % of the limit found, until ``probe_after`` has passed since)."""
+        step = self.limits.increase or max(0.5, 0.05 * current)
+        rate = current + step * (now - self._last_adjust)
+        ceiling = self._ceiling
+        if ceiling is not None and now - self._last_limited < self.limits.probe_after:
+            rate = min(rate, max(0.95 * ceiling, current))
+        self._set_rate(rate)
+        self._last_adjust = now
 
     def _next_bucket(self, now: float) -> None:
         """Close the bucket being filled and start one at ``now`` with this answer."""
