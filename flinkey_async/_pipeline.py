@@ -40,7 +40,9 @@ import copy
 import logging
 import random
 import time
+from asyncio import current_task
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from math import ceil
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -232,6 +234,57 @@ def _origin(response_url: URL, location: str | None) -> str | None:
     return str(origin)
 
 
+class _Watch(set[asyncio.Task[Any]]):
+    """The tasks whose attempts end at the same whole second of the loop's clock."""
+
+    __slots__ = ("expired", "handle")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expired = False
+        self.handle: asyncio.TimerHandle | None = None
+
+
+class _Watches(dict[int, _Watch]):
+    """The total timeout of attempts, kept with one loop timer per second rather than one per
+    attempt (aiohttp's own total timeout makes a timer, a heap entry and a cancellation per
+    request; kept by the pipeline, they cost about a tenth of a GET on loopback).
+
+    A total above the timeout's ``ceil_threshold`` is rounded up to a whole second of the
+    loop's clock, as aiohttp does with it: every attempt due at that second is in one
+    :class:`_Watch`, whose timer cancels the tasks still in it, and the pipeline turns that
+    cancellation into the ``TimeoutError`` aiohttp would have raised (a cancellation of the
+    task by anyone else stays a cancellation, as with :func:`asyncio.timeout`). Shorter
+    totals, and attempts after the first, are left to aiohttp."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def open(self, second: int) -> _Watch:
+        """The watch of the attempts due at ``second``, made with its timer."""
+        watch = self[second] = _Watch()
+        watch.handle = self.loop.call_at(second, self.expire, second)
+        return watch
+
+    def expire(self, second: int) -> None:
+        """The timer of ``second``: cancel the tasks whose attempts are still running."""
+        watch = self.pop(second, None)
+        if watch is not None:
+            watch.expired = True
+            for task in watch:
+                task.cancel()
+
+    def close(self) -> None:
+        """Cancel every timer (the attempts they watch end with the session)."""
+        for watch in self.values():
+            if watch.handle is not None:
+                watch.handle.cancel()
+        self.clear()
+
+
 class Pipeline:
     """Owns the aiohttp session, the credentials and the request lifecycle of one client."""
 
@@ -295,6 +348,7 @@ class Pipeline:
         self._root: Pipeline = self
         self._closed_flag = False
         self._clock: Callable[[], float] | None = None  # the loop's clock (see _call)
+        self._watches: _Watches | None = None  # the loop's total timeouts (see _Watches)
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._rng = random.Random()
@@ -316,6 +370,16 @@ class Pipeline:
         self._timeout_within_deadline = deadline is None or (
             timeout.total is not None and timeout.total <= deadline
         )
+        # The first attempt's total when the pipeline keeps it (see _Watches), and the
+        # timeout aiohttp is then given: the same without the total.
+        self._watched_total = (
+            timeout.total
+            if self._timeout_within_deadline
+            and timeout.total is not None
+            and timeout.total > timeout.ceil_threshold
+            else None
+        )
+        self._unwatched_timeout = attrs.evolve(timeout, total=None)
 
     # -- session lifecycle -------------------------------------------------------------------
     @property
@@ -364,7 +428,11 @@ class Pipeline:
         loop): ``time.monotonic`` itself where the loop's ``time()`` is asyncio's, which
         returns just that, so that reading it costs no Python call; else ``loop.time``."""
         loop = asyncio.get_running_loop()
-        clock = self._root._clock = (
+        root = self._root
+        if root._watches is not None:
+            root._watches.close()
+        root._watches = _Watches(loop)
+        clock = root._clock = (
             time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         )
         return clock
@@ -403,6 +471,8 @@ class Pipeline:
                     "closing the client with %d requests still in flight", self._inflight
                 )
         session, self._http_session = self._http_session, None
+        if self._watches is not None:
+            self._watches.close()
         if session is not None and self._owns_session:
             await session.close()
 
@@ -608,7 +678,22 @@ class Pipeline:
                         or not root._proxy_resolved
                     ):
                         http = self._http()
-                    if attempt == 0 and self._timeout_within_deadline:
+                    # The attempt's total timeout: kept by the pipeline, when it can (see
+                    # _Watches), else by aiohttp.
+                    watch = None
+                    watches = root._watches
+                    if attempt == 0 and self._watched_total is not None and watches is not None:
+                        task = current_task(watches.loop)
+                        if task is not None:
+                            second = ceil(clock() + self._watched_total)
+                            watch = watches.get(second)
+                            if watch is None:  # (an empty watch is falsy: no "or" here)
+                                watch = watches.open(second)
+                            cancelling = task.cancelling()
+                            watch.add(task)
+                    if watch is not None:
+                        timeout = self._unwatched_timeout
+                    elif attempt == 0 and self._timeout_within_deadline:
                         timeout = self._timeout
                     else:
                         timeout = self._attempt_timeout(clock, deadline_at)
@@ -648,9 +733,24 @@ class Pipeline:
                             # not read to its end), and a request body still being written
                             # cancelled: what leaving ``async with`` does, without its frames.
                             resp.release()
+                    except asyncio.CancelledError as exc:
+                        _scrub(exc)
+                        # The watch's timer cancelled the task, and nobody else did (as
+                        # asyncio.timeout() tells them apart): the attempt timed out.
+                        if (
+                            watch is not None
+                            and watch.expired
+                            and task is not None
+                            and task.uncancel() <= cancelling
+                        ):
+                            raise TimeoutError from None
+                        raise
                     except BaseException as exc:
                         _scrub(exc)
                         raise
+                    finally:
+                        if watch is not None:
+                            watch.discard(task)
                 except aiohttp.ConnectionTimeoutError:
                     failure = "connect"
                     error = RequestTimeoutError(

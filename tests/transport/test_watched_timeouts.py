@@ -1,0 +1,234 @@
+"""The total timeout the pipeline keeps itself (one loop timer per second for every attempt due
+in it, instead of aiohttp's timer per request), against a real server that does not answer."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from flinkey_async import FlinkeyClient, RetryPolicy
+from flinkey_async.errors import OutcomeUnknownError, RequestTimeoutError
+from tests.support.recording import API_KEY, CUSTOMER_ID, json_response
+
+ASSIGNMENT = {"id": 1, "carId": 7, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": None}
+# Above its ceil_threshold, so rounded up to a whole second and kept by the pipeline.
+WATCHED = aiohttp.ClientTimeout(total=0.6, ceil_threshold=0.3)
+
+
+class Silent:
+    """A server whose ``/assignments/1`` and ``PUT /assignments`` answer only when released;
+    ``/assignments/2`` answers at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.holding = asyncio.Event()  # a held request has arrived
+        self.arrived: list[str] = []
+        self.server: TestServer | None = None
+
+    async def start(self) -> str:
+        async def held(request: web.Request) -> web.Response:
+            self.arrived.append(f"{request.method} {request.path}")
+            self.holding.set()
+            await self.release.wait()
+            return json_response(ASSIGNMENT)
+
+        async def quick(request: web.Request) -> web.Response:
+            self.arrived.append(f"{request.method} {request.path}")
+            return json_response({**ASSIGNMENT, "id": 2})
+
+        app = web.Application()
+        app.router.add_get("/v3/assignments/1", held)
+        app.router.add_put("/v3/assignments", held)
+        app.router.add_get("/v3/assignments/2", quick)
+        self.server = TestServer(app)
+        await self.server.start_server()
+        return str(self.server.make_url("/v3"))
+
+    async def close(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            await self.server.close()
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[tuple[Silent, str]]:
+    server = Silent()
+    url = await server.start()
+    try:
+        yield server, url
+    finally:
+        await server.close()
+
+
+def client_for(url: str, **kw: Any) -> FlinkeyClient:
+    options: dict[str, Any] = {"timeout": WATCHED, "retry": RetryPolicy.disabled(), **kw}
+    return FlinkeyClient(API_KEY, CUSTOMER_ID, token="t", base_url=url, **options)
+
+
+def counting_timers(
+    loop: asyncio.AbstractEventLoop, due: tuple[float, float]
+) -> tuple[list[float], Callable[[], None]]:
+    """Count the loop's timers due between ``due`` seconds from when they are made (by anyone:
+    aiohttp's per-request timers included); the second item undoes the counting."""
+    seen: list[float] = []
+    original = loop.call_at
+
+    def call_at(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+        if due[0] <= when - loop.time() <= due[1]:
+            seen.append(when)
+        return original(when, callback, *args, **kw)
+
+    loop.call_at = call_at  # type: ignore[method-assign,assignment]
+    return seen, lambda: delattr(loop, "call_at")
+
+
+async def test_a_read_times_out_at_the_whole_second_its_total_rounds_up_to(
+    silent: tuple[Silent, str],
+) -> None:
+    _, url = silent
+    loop = asyncio.get_running_loop()
+    async with client_for(url) as client:
+        started = loop.time()
+        with pytest.raises(RequestTimeoutError, match="GET /assignments/1 timed out"):
+            await client.assignments.get(1)
+        ended = loop.time()
+    due = math.ceil(started + WATCHED.total)  # type: ignore[operator]
+    assert due - 0.02 <= ended < due + 0.5
+    assert ended - started >= 0.6
+
+
+async def test_concurrent_attempts_share_one_timer_per_second(
+    silent: tuple[Silent, str],
+) -> None:
+    server, url = silent
+    loop = asyncio.get_running_loop()
+    async with client_for(url) as client:
+        await client.assignments.get(2)  # connections, the token and the clock set up
+        timers, undo = counting_timers(loop, due=(0.3, 2.0))  # the total: 0.6 s, rounded up
+        try:
+            results = await asyncio.gather(
+                *(client.assignments.get(1) for _ in range(32)), return_exceptions=True
+            )
+        finally:
+            undo()
+    assert all(isinstance(r, RequestTimeoutError) for r in results), [repr(r) for r in results]
+    assert server.arrived.count("GET /v3/assignments/1") == 32
+    # aiohttp's own total timeout would have made 32. The warm-up call's second may serve
+    # them all (no new timer), or they may straddle one more.
+    assert len(timers) <= 2, timers
+    assert all(when == int(when) for when in timers)
+
+
+async def test_calls_one_after_another_share_their_seconds_timer(
+    silent: tuple[Silent, str],
+) -> None:
+    server, url = silent
+    loop = asyncio.get_running_loop()
+    async with client_for(url) as client:
+        await client.assignments.get(2)
+        timers, undo = counting_timers(loop, due=(0.3, 2.0))
+        try:
+            for _ in range(20):  # each ends before the next starts: its watch is left empty
+                assert (await client.assignments.get(2)).id == 2
+        finally:
+            undo()
+        watches = client._pipeline._watches
+        assert watches is not None and not any(watches.values())
+    assert server.arrived.count("GET /v3/assignments/2") == 21
+    assert len(timers) <= 2, timers  # one per call, the way aiohttp keeps it
+
+
+async def test_a_write_that_times_out_is_not_sent_again(silent: tuple[Silent, str]) -> None:
+    server, url = silent
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    async with client_for(url, retry=RetryPolicy(max_retries=3, jitter=0)) as client:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await client.assignments.create(
+                car_id=7, user_id=9, start=start, end=start + timedelta(days=1)
+            )
+    assert caught.value.timed_out
+    assert server.arrived.count("PUT /v3/assignments") == 1
+
+
+async def test_a_task_that_timed_out_goes_on_uncancelled(silent: tuple[Silent, str]) -> None:
+    _, url = silent
+    async with client_for(url) as client:
+        with pytest.raises(RequestTimeoutError):
+            await client.assignments.get(1)
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+        await asyncio.sleep(0.05)  # no cancellation left pending
+        assert (await client.assignments.get(2)).id == 2
+        watches = client._pipeline._watches
+        assert watches is not None and not any(watches.values())  # no task left watched
+
+
+async def test_the_callers_cancellation_stays_a_cancellation(silent: tuple[Silent, str]) -> None:
+    server, url = silent
+    async with client_for(url) as client:
+        call = asyncio.create_task(client.assignments.get(1))
+        await asyncio.wait_for(server.holding.wait(), 5)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+
+async def test_a_cancellation_arriving_with_the_expiry_stays_a_cancellation(
+    silent: tuple[Silent, str],
+) -> None:
+    server, url = silent
+    async with client_for(url) as client:
+        call = asyncio.create_task(client.assignments.get(1))
+        await asyncio.wait_for(server.holding.wait(), 5)
+        watches = client._pipeline._watches
+        assert watches is not None and len(watches) == 1
+        (second,) = watches
+        watches.expire(second)  # the timer, and the caller's cancel in the same loop step
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+
+async def test_the_callers_shorter_timeout_is_the_callers(silent: tuple[Silent, str]) -> None:
+    _, url = silent
+    async with client_for(url) as client:
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(0.2):
+                await client.assignments.get(1)
+    assert not isinstance(caught.value, RequestTimeoutError)
+
+
+async def test_closing_the_client_cancels_its_timers(silent: tuple[Silent, str]) -> None:
+    server, url = silent
+    client = client_for(url)
+    async with client:
+        call = asyncio.create_task(client.assignments.get(1))
+        await asyncio.wait_for(server.holding.wait(), 5)
+        watches = client._pipeline._watches
+        assert watches is not None and len(watches) == 1
+        handles = [watch.handle for watch in watches.values()]
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert not watches
+    assert all(handle is not None and handle.cancelled() for handle in handles)
+
+
+async def test_a_short_total_is_left_to_aiohttp(silent: tuple[Silent, str]) -> None:
+    _, url = silent
+    short = aiohttp.ClientTimeout(total=0.2)  # below the default ceil_threshold of 5 s
+    loop = asyncio.get_running_loop()
+    async with client_for(url, timeout=short) as client:
+        started = loop.time()
+        with pytest.raises(RequestTimeoutError):
+            await client.assignments.get(1)
+        assert loop.time() - started < 0.6  # not rounded up to a second
+        assert not client._pipeline._watches
