@@ -4,8 +4,9 @@ in it, instead of aiohttp's timer per request), against a real server that does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,11 +74,12 @@ def client_for(url: str, **kw: Any) -> FlinkeyClient:
     return FlinkeyClient(API_KEY, CUSTOMER_ID, token="t", base_url=url, **options)
 
 
+@contextlib.contextmanager
 def counting_timers(
     loop: asyncio.AbstractEventLoop, due: tuple[float, float]
-) -> tuple[list[float], Callable[[], None]]:
-    """Count the loop's timers due between ``due`` seconds from when they are made (by anyone:
-    aiohttp's per-request timers included); the second item undoes the counting."""
+) -> Iterator[list[float]]:
+    """Within the block, count the loop's timers due between ``due`` seconds from when they
+    are made (by anyone: aiohttp's per-request timers included)."""
     seen: list[float] = []
     original = loop.call_at
 
@@ -87,7 +89,10 @@ def counting_timers(
         return original(when, callback, *args, **kw)
 
     loop.call_at = call_at  # type: ignore[method-assign,assignment]
-    return seen, lambda: delattr(loop, "call_at")
+    try:
+        yield seen
+    finally:
+        del loop.call_at
 
 
 async def test_a_read_times_out_at_the_whole_second_its_total_rounds_up_to(
@@ -112,13 +117,10 @@ async def test_concurrent_attempts_share_one_timer_per_second(
     loop = asyncio.get_running_loop()
     async with client_for(url) as client:
         await client.assignments.get(2)  # connections, the token and the clock set up
-        timers, undo = counting_timers(loop, due=(0.3, 2.0))  # the total: 0.6 s, rounded up
-        try:
+        with counting_timers(loop, due=(0.3, 2.0)) as timers:  # the total: 0.6 s, rounded up
             results = await asyncio.gather(
                 *(client.assignments.get(1) for _ in range(32)), return_exceptions=True
             )
-        finally:
-            undo()
     assert all(isinstance(r, RequestTimeoutError) for r in results), [repr(r) for r in results]
     assert server.arrived.count("GET /v3/assignments/1") == 32
     # aiohttp's own total timeout would have made 32. The warm-up call's second may serve
@@ -134,12 +136,9 @@ async def test_calls_one_after_another_share_their_seconds_timer(
     loop = asyncio.get_running_loop()
     async with client_for(url) as client:
         await client.assignments.get(2)
-        timers, undo = counting_timers(loop, due=(0.3, 2.0))
-        try:
+        with counting_timers(loop, due=(0.3, 2.0)) as timers:
             for _ in range(20):  # each ends before the next starts: its watch is left empty
                 assert (await client.assignments.get(2)).id == 2
-        finally:
-            undo()
         watches = client._pipeline._watches
         assert watches is not None and not any(watches.values())
     assert server.arrived.count("GET /v3/assignments/2") == 21
