@@ -254,8 +254,9 @@ class _Watches(dict[int, _Watch]):
     loop's clock, as aiohttp does with it: every attempt due at that second is in one
     :class:`_Watch`, whose timer cancels the tasks still in it, and the pipeline turns that
     cancellation into the ``TimeoutError`` aiohttp would have raised (a cancellation of the
-    task by anyone else stays a cancellation, as with :func:`asyncio.timeout`). Shorter
-    totals, and attempts after the first, are left to aiohttp."""
+    task by anyone else stays a cancellation, as with :func:`asyncio.timeout`). An attempt's
+    total is the configured one, or the time left before the call's deadline when that is
+    shorter; a total too short to be rounded is left to aiohttp."""
 
     __slots__ = ("loop",)
 
@@ -370,8 +371,10 @@ class Pipeline:
         self._timeout_within_deadline = deadline is None or (
             timeout.total is not None and timeout.total <= deadline
         )
-        # The first attempt's total when the pipeline keeps it (see _Watches), and the
-        # timeout aiohttp is then given: the same without the total.
+        # The first attempt's total when the pipeline keeps it (see _Watches) and the
+        # configured timeout applies as it is; whether another attempt's total (the time left
+        # before the deadline, when that is shorter) may be kept; and the timeout aiohttp is
+        # given for a kept total: the same without the total.
         self._watched_total = (
             timeout.total
             if self._timeout_within_deadline
@@ -379,6 +382,7 @@ class Pipeline:
             and timeout.total > timeout.ceil_threshold
             else None
         )
+        self._may_watch = deadline is not None and deadline > timeout.ceil_threshold
         self._unwatched_timeout = attrs.evolve(timeout, total=None)
 
     # -- session lifecycle -------------------------------------------------------------------
@@ -682,10 +686,16 @@ class Pipeline:
                     # _Watches), else by aiohttp.
                     watch = None
                     watches = root._watches
-                    if attempt == 0 and self._watched_total is not None and watches is not None:
+                    if attempt == 0 and self._timeout_within_deadline:
+                        total = self._watched_total  # None: too short to round, or no total
+                    elif self._may_watch:
+                        total = self._watchable_total(clock, deadline_at)
+                    else:
+                        total = None
+                    if total is not None and watches is not None:
                         task = current_task(watches.loop)
                         if task is not None:
-                            second = ceil(clock() + self._watched_total)
+                            second = ceil(clock() + total)
                             watch = watches.get(second)
                             if watch is None:  # (an empty watch is falsy: no "or" here)
                                 watch = watches.open(second)
@@ -862,6 +872,22 @@ class Pipeline:
             "have applied it, so it is not sent again: confirm its outcome before repeating it",
             timed_out=timed_out,
         )
+
+    def _watchable_total(
+        self, clock: Callable[[], float], deadline_at: float | None
+    ) -> float | None:
+        """The total of an attempt that is not the first or is cut by the deadline (the
+        configured total, or the time left before the deadline if that is shorter), when it is
+        long enough for aiohttp to round it up to a whole second, so the pipeline may keep it;
+        else ``None``."""
+        total = self._timeout.total
+        if deadline_at is not None:
+            remaining = deadline_at - clock()
+            if total is None or remaining < total:
+                total = remaining
+        if total is None or total <= self._timeout.ceil_threshold:
+            return None
+        return total
 
     def _attempt_timeout(
         self, clock: Callable[[], float], deadline_at: float | None

@@ -26,7 +26,8 @@ WATCHED = aiohttp.ClientTimeout(total=0.6, ceil_threshold=0.3)
 
 class Silent:
     """A server whose ``/assignments/1`` and ``PUT /assignments`` answer only when released;
-    ``/assignments/2`` answers at once."""
+    ``/assignments/2`` answers at once; ``/assignments/3`` answers its first request 503 at
+    once, the others only when released."""
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
@@ -45,8 +46,15 @@ class Silent:
             self.arrived.append(f"{request.method} {request.path}")
             return json_response({**ASSIGNMENT, "id": 2})
 
+        async def failing_then_held(request: web.Request) -> web.Response:
+            if f"{request.method} {request.path}" not in self.arrived:
+                self.arrived.append(f"{request.method} {request.path}")
+                return json_response({"statusCode": 503, "message": "busy"}, status=503)
+            return await held(request)
+
         app = web.Application()
         app.router.add_get("/v3/assignments/1", held)
+        app.router.add_get("/v3/assignments/3", failing_then_held)
         app.router.add_put("/v3/assignments", held)
         app.router.add_get("/v3/assignments/2", quick)
         self.server = TestServer(app)
@@ -143,6 +151,46 @@ async def test_calls_one_after_another_share_their_seconds_timer(
         assert watches is not None and not any(watches.values())
     assert server.arrived.count("GET /v3/assignments/2") == 21
     assert len(timers) <= 2, timers  # one per call, the way aiohttp keeps it
+
+
+async def test_a_deadline_shorter_than_the_total_is_kept_the_same_way(
+    silent: tuple[Silent, str],
+) -> None:
+    _, url = silent
+    loop = asyncio.get_running_loop()
+    long_total = aiohttp.ClientTimeout(total=30, ceil_threshold=0.3)
+    async with client_for(url, timeout=long_total, deadline=0.8) as client:
+        await client.assignments.get(2)
+        started = loop.time()
+        with counting_timers(loop, due=(0.3, 2.0)) as timers:
+            results = await asyncio.gather(
+                *(client.assignments.get(1) for _ in range(16)), return_exceptions=True
+            )
+        ended = loop.time()
+    assert all(isinstance(r, RequestTimeoutError) for r in results), [repr(r) for r in results]
+    assert len(timers) <= 2, timers  # aiohttp's own: one per call
+    assert ended < math.ceil(started + 0.8) + 0.5
+
+
+async def test_a_retry_is_kept_within_the_time_left(silent: tuple[Silent, str]) -> None:
+    server, url = silent
+    loop = asyncio.get_running_loop()
+    retrying = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_max=0.01, jitter=0)
+    long_total = aiohttp.ClientTimeout(total=30, ceil_threshold=0.3)
+    async with client_for(url, timeout=long_total, deadline=1.5, retry=retrying) as client:
+        await client.assignments.get(2)
+        started = loop.time()
+        with (
+            counting_timers(loop, due=(0.3, 3.0)) as timers,
+            pytest.raises(RequestTimeoutError),
+        ):
+            await client.assignments.get(3)  # a 503, then a retry that gets no answer
+        ended = loop.time()
+    assert server.arrived.count("GET /v3/assignments/3") == 2
+    # Both attempts end at the deadline's second: its timer, or the warm-up call's (aiohttp's
+    # own: one timer per attempt).
+    assert len(timers) <= 1 and all(when == int(when) for when in timers), timers
+    assert ended < math.ceil(started + 1.5) + 0.5
 
 
 async def test_a_write_that_times_out_is_not_sent_again(silent: tuple[Silent, str]) -> None:
