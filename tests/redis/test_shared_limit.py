@@ -24,6 +24,11 @@ def _free_port() -> int:
         return port
 
 
+#: The command timeout of the tests of what is shared while Redis works: a stall of this
+#: machine past the default 0.25 s would turn them into tests of an outage.
+STEADY = 2.0
+
+
 def state_of(shared: RedisRateLimit) -> str:
     """The state, read afresh (it changes under mypy's narrowing)."""
     return shared.state
@@ -34,8 +39,8 @@ async def test_processes_take_units_from_one_window(redis_server: RedisServer) -
     acquires go at once, the next 5 wait for the window."""
     limits = Limits(rate=5)
     async with (
-        RedisRateLimit(redis_server.url, name="units") as a,
-        RedisRateLimit(redis_server.url, name="units") as b,
+        RedisRateLimit(redis_server.url, name="units", timeout=STEADY) as a,
+        RedisRateLimit(redis_server.url, name="units", timeout=STEADY) as b,
     ):
         a.attach(limits)
         b.attach(limits)
@@ -52,8 +57,8 @@ async def test_processes_take_units_from_one_window(redis_server: RedisServer) -
 async def test_other_names_have_their_own_window(redis_server: RedisServer) -> None:
     limits = Limits(rate=3)
     async with (
-        RedisRateLimit(redis_server.url, name="own-a") as a,
-        RedisRateLimit(redis_server.url, name="own-b") as b,
+        RedisRateLimit(redis_server.url, name="own-a", timeout=STEADY) as a,
+        RedisRateLimit(redis_server.url, name="own-b", timeout=STEADY) as b,
     ):
         a.attach(limits)
         b.attach(limits)
@@ -69,8 +74,8 @@ async def test_a_429_pauses_every_process_and_the_rate_is_learnt_together(
 ) -> None:
     limits = Limits()  # adaptive
     async with (
-        RedisRateLimit(redis_server.url, name="learn", settle=0.1) as a,
-        RedisRateLimit(redis_server.url, name="learn", settle=0.1) as b,
+        RedisRateLimit(redis_server.url, name="learn", settle=0.1, timeout=STEADY) as a,
+        RedisRateLimit(redis_server.url, name="learn", settle=0.1, timeout=STEADY) as b,
     ):
         a.attach(limits)
         b.attach(limits)
@@ -95,8 +100,8 @@ async def test_a_429_pauses_every_process_and_the_rate_is_learnt_together(
 async def test_a_stray_429_under_a_configured_rate_pauses_nobody(redis_server: RedisServer) -> None:
     limits = Limits(rate=50)
     async with (
-        RedisRateLimit(redis_server.url, name="stray") as a,
-        RedisRateLimit(redis_server.url, name="stray") as b,
+        RedisRateLimit(redis_server.url, name="stray", timeout=STEADY) as a,
+        RedisRateLimit(redis_server.url, name="stray", timeout=STEADY) as b,
     ):
         a.attach(limits)
         b.attach(limits)
