@@ -239,10 +239,10 @@ class _Watch(set[asyncio.Task[Any]]):
 
     __slots__ = ("expired", "handle")
 
-    def __init__(self) -> None:
+    def __init__(self, handle: asyncio.TimerHandle) -> None:
         super().__init__()
         self.expired = False
-        self.handle: asyncio.TimerHandle | None = None
+        self.handle = handle
 
 
 class _Watches(dict[int, _Watch]):
@@ -266,8 +266,7 @@ class _Watches(dict[int, _Watch]):
 
     def open(self, second: int) -> _Watch:
         """The watch of the attempts due at ``second``, made with its timer."""
-        watch = self[second] = _Watch()
-        watch.handle = self.loop.call_at(second, self.expire, second)
+        watch = self[second] = _Watch(self.loop.call_at(second, self.expire, second))
         return watch
 
     def expire(self, second: int) -> None:
@@ -281,8 +280,7 @@ class _Watches(dict[int, _Watch]):
     def close(self) -> None:
         """Cancel every timer (the attempts they watch end with the session)."""
         for watch in self.values():
-            if watch.handle is not None:
-                watch.handle.cancel()
+            watch.handle.cancel()
         self.clear()
 
 
@@ -428,13 +426,12 @@ class Pipeline:
         return self._http_session
 
     def _loop_clock(self) -> Callable[[], float]:
-        """The running loop's clock, kept by the root pipeline (its session is bound to that
-        loop): ``time.monotonic`` itself where the loop's ``time()`` is asyncio's, which
-        returns just that, so that reading it costs no Python call; else ``loop.time``."""
+        """The running loop's clock, kept by the root pipeline with the loop's
+        :class:`_Watches` (its session is bound to that loop): ``time.monotonic`` itself where
+        the loop's ``time()`` is asyncio's, which returns just that, so that reading it costs
+        no Python call; else ``loop.time``."""
         loop = asyncio.get_running_loop()
         root = self._root
-        if root._watches is not None:
-            root._watches.close()
         root._watches = _Watches(loop)
         clock = root._clock = (
             time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
@@ -583,35 +580,26 @@ class Pipeline:
         ``customer_scoped``)."""
         return RedactedHeaders(self._scoped_template if customer_scoped else self._header_template)
 
-    def _cached_token(self) -> tuple[Secret, Secret] | None:
-        """The provider's cached token and its ``Authorization`` header value, if it has one
-        (made once while the provider keeps returning the same string)."""
+    def _cached_token(self) -> Secret | None:
+        """The provider's cached token, if it has one, kept with its ``Authorization``
+        header (see :meth:`_remember`)."""
         provider = self.token_provider
         if provider is None:
             raise ClientClosedError("no credentials: the client is not set up")
         cached = provider.cached()
-        if cached is None:
-            return None
-        root = self._root
-        # By identity: the kept Secret holds the string, so its id is not reused meanwhile.
-        if id(cached) != root._last_token_id:
-            root._last_token = Secret(cached)
-            root._last_auth = RedactedHeaders({AUTHORIZATION_HEADER: "Bearer " + cached})
-            root._last_token_id = id(cached)
-        return root._last_token, Secret(root._last_auth[AUTHORIZATION_HEADER])
+        return None if cached is None else self._remember(cached)
 
     async def _token(
         self, method: str, segments: Sequence[str | int], deadline_at: float | None
-    ) -> tuple[Secret, Secret]:
-        """The bearer token and its ``Authorization`` header value, fetched from the provider
-        (within the call's deadline)."""
+    ) -> Secret:
+        """The bearer token, fetched from the provider (within the call's deadline) and kept
+        with its ``Authorization`` header (see :meth:`_remember`)."""
         provider = self.token_provider
         if provider is None:
             raise ClientClosedError("no credentials: the client is not set up")
         try:
             async with asyncio.timeout_at(deadline_at):
-                token = await provider.token()
-                return Secret(token), Secret("Bearer " + token)
+                return self._remember(await provider.token())
         except TimeoutError as exc:
             if isinstance(exc, RequestTimeoutError):
                 raise
@@ -619,6 +607,17 @@ class Pipeline:
                 f"{method} {_path_text(segments)}: no access token within the client's deadline of "
                 f"{self.deadline} s"
             ) from None
+
+    def _remember(self, token: str) -> Secret:
+        """``token`` as the root's last seen token (a :class:`Secret`) with its
+        ``Authorization`` header, made anew only when the provider's string changed (by
+        identity: the kept Secret holds the string, so its id is not reused meanwhile)."""
+        root = self._root
+        if id(token) != root._last_token_id:
+            root._last_token = Secret(token)
+            root._last_auth = RedactedHeaders({AUTHORIZATION_HEADER: "Bearer " + token})
+            root._last_token_id = id(token)
+        return root._last_token
 
     async def _call(
         self,
@@ -657,12 +656,11 @@ class Pipeline:
                     # holding a token is kept in this frame, whose locals a traceback may show).
                     if provider is not None and id(provider.cached()) == root._last_token_id:
                         token = root._last_token
-                        headers.update(root._last_auth)
                     else:
-                        token, bearer = self._cached_token() or await self._token(
+                        token = self._cached_token() or await self._token(
                             method, segments, deadline_at
                         )
-                        headers[AUTHORIZATION_HEADER] = bearer.reveal()
+                    headers.update(root._last_auth)  # the header of the token just kept
                 failure: Failure
                 error: Exception
                 retry_after: float | None = None

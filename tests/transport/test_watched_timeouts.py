@@ -103,6 +103,14 @@ def counting_timers(
         del loop.call_at
 
 
+async def all_time_out(client: FlinkeyClient, calls: int) -> None:
+    """``calls`` concurrent reads of the held assignment: each raises RequestTimeoutError."""
+    results = await asyncio.gather(
+        *(client.assignments.get(1) for _ in range(calls)), return_exceptions=True
+    )
+    assert all(isinstance(r, RequestTimeoutError) for r in results), [repr(r) for r in results]
+
+
 async def test_a_read_times_out_at_the_whole_second_its_total_rounds_up_to(
     silent: tuple[Silent, str],
 ) -> None:
@@ -126,10 +134,7 @@ async def test_concurrent_attempts_share_one_timer_per_second(
     async with client_for(url) as client:
         await client.assignments.get(2)  # connections, the token and the clock set up
         with counting_timers(loop, due=(0.3, 2.0)) as timers:  # the total: 0.6 s, rounded up
-            results = await asyncio.gather(
-                *(client.assignments.get(1) for _ in range(32)), return_exceptions=True
-            )
-    assert all(isinstance(r, RequestTimeoutError) for r in results), [repr(r) for r in results]
+            await all_time_out(client, 32)
     assert server.arrived.count("GET /v3/assignments/1") == 32
     # aiohttp's own total timeout would have made 32. The warm-up call's second may serve
     # them all (no new timer), or they may straddle one more.
@@ -163,11 +168,8 @@ async def test_a_deadline_shorter_than_the_total_is_kept_the_same_way(
         await client.assignments.get(2)
         started = loop.time()
         with counting_timers(loop, due=(0.3, 2.0)) as timers:
-            results = await asyncio.gather(
-                *(client.assignments.get(1) for _ in range(16)), return_exceptions=True
-            )
+            await all_time_out(client, 16)
         ended = loop.time()
-    assert all(isinstance(r, RequestTimeoutError) for r in results), [repr(r) for r in results]
     assert len(timers) <= 2, timers  # aiohttp's own: one per call
     assert ended < math.ceil(started + 0.8) + 0.5
 
@@ -266,7 +268,7 @@ async def test_closing_the_client_cancels_its_timers(silent: tuple[Silent, str])
         with pytest.raises(asyncio.CancelledError):
             await call
     assert not watches
-    assert all(handle is not None and handle.cancelled() for handle in handles)
+    assert all(handle.cancelled() for handle in handles)
 
 
 async def test_a_short_total_is_left_to_aiohttp(silent: tuple[Silent, str]) -> None:
