@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -20,3 +21,16 @@ async def server() -> AsyncIterator[RecordingServer]:
     await srv.start()
     yield srv
     await srv.close()
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C (SIGINT) raises ``KeyboardInterrupt`` in the test and in the programs it starts,
+    also when the suite was started with SIGINT ignored, as a shell starts a background job:
+    an ignored signal is inherited by a child process, a handler is reset to the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

@@ -278,6 +278,7 @@ def test_close_cancels_a_wait_in_another_thread(served: Served) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_keyboard_interrupt_cancels_the_call_in_the_loop(served: Served) -> None:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")

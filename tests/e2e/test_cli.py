@@ -767,6 +767,7 @@ def test_debug_shows_the_target_and_the_traceback_never_a_secret(server: Server)
     )
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_during_wait_ends_cleanly_with_130(server: Server) -> None:
     before = len(server.access_log())
     proc = subprocess.Popen(

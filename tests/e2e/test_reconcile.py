@@ -180,10 +180,16 @@ async def test_bulk_reports_each_item_and_a_cancelled_run_keeps_what_was_sent() 
             slow = client.for_customer(1)
             slow._pipeline.limiter = Limiter(Limits(rate=100))  # 40 creates take 0.4 s
             many = [NewAssignment(102, 1002, BASE + timedelta(hours=i)) for i in range(40)]
+            before = len(sandbox.store.assignments_for_car(102))
             task = asyncio.ensure_future(
                 slow.assignments.create_many(many, concurrency=4, timeout=5, report=partial)
             )
-            await asyncio.sleep(0.1)
+            # Cancel once the first create has been applied (the rest are paced 10 ms apart),
+            # not after a fixed time that a slow machine can spend on the token alone. The
+            # store tells no one of an applied write: it is polled, within 5 s.
+            async with asyncio.timeout(5):
+                while len(sandbox.store.assignments_for_car(102)) == before:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
