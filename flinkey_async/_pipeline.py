@@ -370,9 +370,8 @@ class Pipeline:
             timeout.total is not None and timeout.total <= deadline
         )
         # The first attempt's total when the pipeline keeps it (see _Watches) and the
-        # configured timeout applies as it is; whether another attempt's total (the time left
-        # before the deadline, when that is shorter) may be kept; and the timeout aiohttp is
-        # given for a kept total: the same without the total.
+        # configured timeout applies as it is (other attempts: _watchable_total), and the
+        # timeout aiohttp is given for a kept total: the same without the total.
         self._watched_total = (
             timeout.total
             if self._timeout_within_deadline
@@ -380,7 +379,6 @@ class Pipeline:
             and timeout.total > timeout.ceil_threshold
             else None
         )
-        self._may_watch = deadline is not None and deadline > timeout.ceil_threshold
         self._unwatched_timeout = attrs.evolve(timeout, total=None)
 
     # -- session lifecycle -------------------------------------------------------------------
@@ -686,10 +684,8 @@ class Pipeline:
                     watches = root._watches
                     if attempt == 0 and self._timeout_within_deadline:
                         total = self._watched_total  # None: too short to round, or no total
-                    elif self._may_watch:
-                        total = self._watchable_total(clock, deadline_at)
                     else:
-                        total = None
+                        total = self._watchable_total(clock, deadline_at)
                     if total is not None and watches is not None:
                         task = current_task(watches.loop)
                         if task is not None:
@@ -874,10 +870,9 @@ class Pipeline:
     def _watchable_total(
         self, clock: Callable[[], float], deadline_at: float | None
     ) -> float | None:
-        """The total of an attempt that is not the first or is cut by the deadline (the
-        configured total, or the time left before the deadline if that is shorter), when it is
-        long enough for aiohttp to round it up to a whole second, so the pipeline may keep it;
-        else ``None``."""
+        """The total of a retry or of an attempt cut by the deadline (the configured total, or
+        the time left before the deadline if that is shorter), when it is long enough for
+        aiohttp to round it up to a whole second, so the pipeline may keep it; else ``None``."""
         total = self._timeout.total
         if deadline_at is not None:
             remaining = deadline_at - clock()

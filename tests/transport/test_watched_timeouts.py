@@ -195,6 +195,26 @@ async def test_a_retry_is_kept_within_the_time_left(silent: tuple[Silent, str]) 
     assert ended < math.ceil(started + 1.5) + 0.5
 
 
+async def test_a_retry_without_a_deadline_is_kept_too(silent: tuple[Silent, str]) -> None:
+    server, url = silent
+    loop = asyncio.get_running_loop()
+    retrying = RetryPolicy(max_retries=1, backoff_base=0.01, backoff_max=0.01, jitter=0)
+    async with client_for(url, deadline=None, retry=retrying) as client:
+        warmed = loop.time()
+        await client.assignments.get(2)
+        # Start just after a second the warm-up's timer is past: both attempts are then due
+        # at the same fresh second.
+        await asyncio.sleep(math.ceil(warmed + 0.7) + 0.05 - loop.time())
+        with (
+            counting_timers(loop, due=(0.3, 2.0)) as timers,
+            pytest.raises(RequestTimeoutError),
+        ):
+            await client.assignments.get(3)  # a 503, then a retry that gets no answer
+    assert server.arrived.count("GET /v3/assignments/3") == 2
+    # One timer for both attempts (aiohttp's own would add one for the retry).
+    assert len(timers) == 1 and timers[0] == int(timers[0]), timers
+
+
 async def test_a_write_that_times_out_is_not_sent_again(silent: tuple[Silent, str]) -> None:
     server, url = silent
     start = datetime(2026, 3, 1, 8, tzinfo=UTC)
