@@ -167,8 +167,15 @@ async def test_requests_keep_succeeding_when_redis_stops_mid_run(
     assert sandbox.url is not None
     caplog.set_level(logging.INFO, logger="flinkey_async.shared")
     async with (
+        # The outage is a killed server, refused at once: the command deadline only has to
+        # outlast a slow moment of the machine while Redis is up (the default 0.25 s did not,
+        # once, and the first second then ran at the pace kept alone).
         RedisRateLimit(
-            own_redis_server.url, name="lost-mid-run", expected_workers=2, retry_every=0.2
+            own_redis_server.url,
+            name="lost-mid-run",
+            expected_workers=2,
+            retry_every=0.2,
+            timeout=2.0,
         ) as shared,
         FlinkeyClient(
             sandbox.config.api_key,
