@@ -108,7 +108,9 @@ async def test_reconcile_ends_in_exactly_the_desired_state(faulty: bool) -> None
                 cars=CARS,
                 concurrency=16,
                 timeout=2,
-                rounds=4,
+                # Under these faults a 2 s wait leaves about 30 writes unknown in the first
+                # round, 4 - 6 in the second, 0 - 1 in the third: 4 rounds missed once in CI.
+                rounds=6,
                 on_progress=lambda done, total: progress.append(done),
             )
         sandbox.faults = None
