@@ -92,6 +92,10 @@ logger = logging.getLogger("flinkey_async")
 DEFAULT_TIMEOUT: aiohttp.ClientTimeout = aiohttp.ClientTimeout(total=30, connect=10)
 #: The longest a call may take, retries and waits included (seconds).
 DEFAULT_DEADLINE = 60.0
+#: What aiohttp raises only before a request is written (with ClientConnectorError and
+#: ConnectionTimeoutError, which the pipeline names on their own).
+_NOT_SENT = (aiohttp.ClientHttpProxyError, aiohttp.ServerFingerprintMismatch, aiohttp.InvalidURL)
+
 #: The largest response body read (after decompression): 64 MiB.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: How much of an error body is read (the rest is discarded): 64 KiB.
@@ -356,12 +360,16 @@ class Pipeline:
         self._last_token = Secret("-")
         self._last_auth = RedactedHeaders()
         self._last_token_id = 0
-        # The headers every request starts from. Those that never change are, on our own
-        # session, the session's defaults (aiohttp merges them without a Python loop per
-        # header), with the User-Agent; a caller's session gets them with every request.
-        fixed = {API_KEY_HEADER: api_key.reveal(), "Accept": "application/json"}
-        self._session_headers = RedactedHeaders({"User-Agent": _USER_AGENT, **fixed})
-        self._header_template = RedactedHeaders({} if session is None else fixed)
+        # The headers every request starts from. The API key goes with each request, never
+        # into the session's defaults: aiohttp also writes those into the CONNECT request of
+        # an https:// tunnel, which the proxy reads in clear text. The harmless headers that
+        # never change are, on our own session, its defaults (aiohttp merges them without a
+        # Python loop per header); a caller's session gets them with every request.
+        plain = {"Accept": "application/json"}
+        self._session_headers = RedactedHeaders({"User-Agent": _USER_AGENT, **plain})
+        self._header_template = RedactedHeaders({API_KEY_HEADER: api_key.reveal()})
+        if session is not None:
+            self._header_template.update(plain)
         self._scoped_template = RedactedHeaders(self._header_template)
         self._scoped_template[CUSTOMER_ID_HEADER] = self._customer_text
         # Whether the first attempt of a call can use the configured timeout as it is (its
@@ -785,9 +793,21 @@ class Pipeline:
                     error = self._lost(
                         method, segments, f"the answer broke off ({type(exc).__name__})"
                     )
-                except aiohttp.ClientError as exc:
+                except _NOT_SENT as exc:
+                    # Refused before the request was written: by the proxy (no tunnel), the
+                    # server's certificate, or the URL itself.
                     failure = "disconnect"
-                    error = TransportError(f"{method} {_path_text(segments)}: {type(exc).__name__}")
+                    error = TransportError(
+                        f"{method} {_path_text(segments)}: not sent ({type(exc).__name__})"
+                    )
+                except aiohttp.ClientError as exc:
+                    # Anything else aiohttp raises may come after the request was written (an
+                    # answer it cannot parse, a header over its size limit, a connection
+                    # reset while the body was going out): a write's outcome is unknown.
+                    failure = "disconnect"
+                    error = self._lost(
+                        method, segments, f"the answer could not be read ({type(exc).__name__})"
+                    )
                 except (AssertionError, RuntimeError):
                     if self._closed:  # aiohttp's state after its session was closed beneath us
                         raise ClientClosedError(

@@ -623,6 +623,57 @@ async def test_an_explicit_proxy_is_used(proxy: RecordingServer) -> None:
     assert proxy.requests[0].raw_path == "http://flinkey.invalid/v3/assignments/1"
 
 
+@pytest.mark.parametrize("how", ["proxy=", "HTTPS_PROXY", "password grant"])
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+async def test_an_https_tunnel_shows_the_proxy_no_credential(
+    monkeypatch: pytest.MonkeyPatch, how: str, method: str
+) -> None:
+    """For an https:// API the proxy reads only the CONNECT request, in clear text: it names
+    the host and nothing else (aiohttp writes a session's default headers into it too)."""
+    seen: list[list[bytes]] = []
+
+    async def refuse_tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lines = [await reader.readline()]
+        while lines[-1] not in (b"\r\n", b""):
+            lines.append(await reader.readline())
+        seen.append(lines)
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    relay = await asyncio.start_server(refuse_tunnel, "127.0.0.1", 0)
+    proxy_url = f"http://127.0.0.1:{relay.sockets[0].getsockname()[1]}"
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    options: dict[str, Any] = {"proxy": proxy_url, "token": TOKEN_VALUE}
+    if how == "HTTPS_PROXY":
+        monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+        options = {"trust_env": True, "token": TOKEN_VALUE}
+    elif how == "password grant":
+        options = {"proxy": proxy_url, "username": "manager", "password": PASSWORD}
+    try:
+        async with FlinkeyClient(
+            API_KEY,
+            CUSTOMER_ID,
+            base_url="https://flinkey.invalid/v3",
+            retry=RetryPolicy.disabled(),
+            **options,
+        ) as client:
+            with pytest.raises(TransportError, match="not sent") as info:
+                await client.request(method, "assignments", json={"carId": 7})
+    finally:
+        relay.close()
+        await relay.wait_closed()
+    assert not isinstance(info.value, OutcomeUnknownError)  # the tunnel was refused: not sent
+    assert len(seen) == 1
+    assert seen[0][0] == b"CONNECT flinkey.invalid:443 HTTP/1.1\r\n"
+    names = {line.split(b":")[0].decode().lower() for line in seen[0][1:-1]}
+    assert names <= {"host", "user-agent", "accept", "accept-encoding"}
+    text = b"".join(seen[0]).decode()
+    for secret in (API_KEY, TOKEN_VALUE, PASSWORD):
+        assert secret not in text
+
+
 @pytest.mark.parametrize("source", ["HTTP_PROXY", "proxy="])
 async def test_proxy_credentials_reach_the_proxy_without_a_deprecated_argument(
     proxy: RecordingServer, monkeypatch: pytest.MonkeyPatch, source: str

@@ -91,6 +91,12 @@ def reset(request: web.Request, _: Recorded) -> web.Response:
     return web.Response(status=204)
 
 
+def unreadable(_: web.Request, __: Recorded) -> web.Response:
+    """Answer with a header over aiohttp's size limit (8190 bytes), as a gateway might add:
+    the request arrived, and what came back cannot be read."""
+    return web.Response(status=204, headers={"X-Trace": "a" * 9000})
+
+
 async def silent(_: web.Request, __: Recorded) -> web.Response:
     """Never answer within the client's attempt timeout."""
     await asyncio.sleep(ATTEMPT_TIMEOUT * 10)
@@ -113,6 +119,16 @@ async def test_resets_then_200_for_a_read(server: RecordingServer, sleeps: list[
         assert (await c.assignments.get(1)).id == 1
     assert len(server.requests) == 3
     assert sleeps == [0.5, 1.0]
+
+
+async def test_an_unreadable_answer_then_200_for_a_read(
+    server: RecordingServer, sleeps: list[float]
+) -> None:
+    server.queue("GET", "/assignments/1", unreadable, ok)
+    async with client(server.url) as c:
+        assert (await c.assignments.get(1)).id == 1
+    assert len(server.requests) == 2
+    assert sleeps == [0.5]
 
 
 async def test_timeout_then_200_for_a_read(server: RecordingServer, sleeps: list[float]) -> None:
@@ -199,6 +215,7 @@ async def test_429_is_retried_for_a_write(server: RecordingServer, sleeps: list[
         (status(503, "busy"), ServerError),
         (reset, OutcomeUnknownError),
         (silent, OutcomeUnknownError),
+        (unreadable, OutcomeUnknownError),
     ],
 )
 async def test_a_write_is_never_repeated_after_it_may_have_arrived(
