@@ -202,7 +202,22 @@ def int_or_numeric_str(value: Any) -> int:
         return value
     if type(value) is str and value.strip().isdecimal():
         return int(value)
-    raise TypeError(f"expected an integer or a numeric string, got {value!r}")
+    raise TypeError(f"expected an integer or a numeric string, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: a short str, int or float as its repr, anything else (a
+    long string, a container, however deep) by its type and size only."""
+    if type(value) in (int, float, bool) or (type(value) is str and len(value) <= 60):
+        return _bounded(repr(value))
+    size = f" of length {len(value)}" if isinstance(value, (str, list, dict)) else ""
+    return f"a {type(value).__name__}{size}"
+
+
+def _bounded(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters: a message quoting a server's value stays short,
+    however long the value."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 # Scalar checks the generated hooks call inline, by type.
@@ -417,10 +432,14 @@ def structure(data: Any, tp: type[T], *, body: bytes | None = None) -> T:
             if get_origin(tp) is list
             else getattr(tp, "__name__", None) or str(tp)
         )
-        detail = diagnose(data, tp) or (
-            f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        )
-        raise DecodeError(f"response is not a valid {what}: {detail}", body=body) from None
+        try:
+            detail = diagnose(data, tp)
+        except RecursionError:
+            detail = "nested too deeply"
+        if not detail:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        error = DecodeError(f"response is not a valid {what}: {_bounded(detail)}", body=body)
+    raise error
 
 
 def diagnose(data: Any, tp: Any) -> str | None:
@@ -458,7 +477,9 @@ def diagnose(data: Any, tp: Any) -> str | None:
             else:
                 converter.structure(value, field_type)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            return f"field {key!r}: {exc}"
+            return f"field {key!r}: {_bounded(str(exc))}"
+        except RecursionError:
+            return f"field {key!r}: nested too deeply"
     return None
 
 
@@ -506,9 +527,13 @@ def decode(body: bytes, tp: type[T]) -> T:
         RecursionError,
         cattrs.BaseValidationError,
     ):
-        # Slow path (a list may be half converted now): diagnose on a fresh parse of the body.
-        failed: T = structure(loads(body), tp, body=body)
-        return failed
+        pass
+    del data  # the first parse goes before the second is made
+    # Slow path (a list may be half converted now): diagnose on a fresh parse of the body,
+    # outside the handler, so the error raised keeps no context (whose message may quote a
+    # value of any size).
+    failed: T = structure(loads(body), tp, body=body)
+    return failed
 
 
 #: Per target type: (the item type of a list, or None) and the structure hook to call.

@@ -142,8 +142,12 @@ def diff(
             raise ValidationError("desired", f"two desired assignments have the key {k!r}")
         wanted[k] = item
     by_key: dict[Hashable, list[Existing]] = {}
+    seen: set[int] = set()
     for found in existing:
-        if found.car_id in car_set:
+        # An id listed twice (pages that overlapped while the list changed) is one assignment:
+        # the second copy is no duplicate to delete.
+        if found.car_id in car_set and found.id not in seen:
+            seen.add(found.id)
             by_key.setdefault(key(found), []).append(found)
     creates: list[DesiredAssignment] = []
     updates: list[Update] = []

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, overload
 
 from .._pipeline import Pipeline, Response, encode_json
-from ..errors import OutcomeUnknownError, ServerError, ValidationError
+from ..errors import DecodeError, OutcomeUnknownError, ServerError, ValidationError
 from ..odata import Query, model_fields
 from ..operations import OperationKind, PendingOperation, Probe, Tracker, body_checksum
 from ..pagination import Pager
@@ -111,10 +111,19 @@ class Resource:
     ) -> AsyncIterator[T]:
         """Walk ``$skip``/``$top`` pages lazily; a caller's ``$top`` is an overall limit and a
         page shorter than the page size ends the iteration. Items beyond what a page asked for
-        (a server that ignored ``$top``) are not yielded."""
+        (a server that ignored ``$top``) are not yielded, and a full page equal to the one
+        before it (a server that ignored ``$skip``, which would never end) raises
+        :class:`DecodeError`."""
         pager = Pager(query, page_size)
+        previous: list[T] = []
         while (page := pager.next_query()) is not None:
             items: list[T] = await self._get(segments, list[item], page)  # type: ignore[valid-type]
+            if items and items == previous:
+                raise DecodeError(
+                    f"GET /{'/'.join(map(str, segments))}: the page at $skip={page.offset} "
+                    "repeats the page before it (the server ignored $skip); stopped reading"
+                )
+            previous = items
             for value in items[: pager.feed(len(items))]:
                 yield value
 
@@ -160,8 +169,9 @@ class Resource:
             tracker.expect(op)
         try:
             await self._pipeline.request(method, segments, json_bytes=data)
-        except (OutcomeUnknownError, ServerError) as exc:
-            # flinkey may have applied it: keep expecting its webhook, and hand the operation
+        except (OutcomeUnknownError, ServerError, DecodeError) as exc:
+            # flinkey may have applied it (a DecodeError: a 2xx answer that could not be
+            # read, so it was received): keep expecting its webhook, and hand the operation
             # to the caller, who can still await it (it is never sent again).
             exc.operation = op
             raise

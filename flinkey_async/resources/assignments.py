@@ -18,7 +18,7 @@ from typing import Any
 from .._converter import parse_datetime, unstructure
 from .._validate import check_aware, check_id, check_window
 from ..bulk import BulkReport, ItemResult, Progress, run_bulk
-from ..errors import FlinkeyError, NotFoundError
+from ..errors import FlinkeyError, NotFoundError, ValidationError
 from ..journal import FileJournal, Journal, JournalEntry
 from ..models.assignments import (
     ASSIGNMENT_PATCH,
@@ -214,7 +214,7 @@ class Assignments(Resource):
         outcome (``wait``); one :class:`~flinkey_async.bulk.ItemResult` per item instead of
         stopping at the first failure (see :mod:`flinkey_async.bulk`). Pass a ``report`` to
         keep what was sent when the run is cancelled."""
-        checked = [self._checked_new(item) for item in items]
+        checked = _checked_items(items, "items", self._checked_new)
         return await run_bulk(
             checked,
             self._create,
@@ -236,12 +236,14 @@ class Assignments(Resource):
         report: BulkReport[tuple[int, JsonPatch]] | None = None,
     ) -> BulkReport[tuple[int, JsonPatch]]:
         """Apply ``(assignment_id, patch)`` pairs, like :meth:`create_many`."""
+        checked = _checked_items(items, "items", _checked_update)
 
         async def send(item: tuple[int, JsonPatch]) -> PendingOperation:
-            return await self.update(*item)
+            assignment_id, patch = item
+            return await self.update(assignment_id, patch)
 
         return await run_bulk(
-            list(items),
+            checked,
             send,
             concurrency=concurrency,
             wait=wait,
@@ -263,9 +265,13 @@ class Assignments(Resource):
         """Delete assignments, like :meth:`create_many`. Without a tracker each one is read
         first (see :meth:`delete`), so that the delete of an assignment that does not exist
         fails (with flinkey's 404 text) instead of being confirmed by polling's 404."""
+        checked = _checked_items(assignment_ids, "assignment_ids", lambda i: check_id(i, ""))
+        # The read before each delete (see delete()) is run_bulk's check: when it fails, that
+        # item fails without being sent, and the run goes on.
         return await run_bulk(
-            list(assignment_ids),
-            self.delete,
+            checked,
+            self._delete,
+            check=self.get if self._context.tracker is None else None,
             concurrency=concurrency,
             wait=wait,
             timeout=timeout,
@@ -284,8 +290,7 @@ class Assignments(Resource):
         """Read the ``cars``' assignments and compute what :meth:`reconcile` would do (nothing
         is sent). See :mod:`flinkey_async.reconcile` for the rules."""
         wanted = list(desired)
-        for car in cars:
-            check_id(car, "cars")
+        cars = _checked_cars(cars)
         existing = await self._read_cars(cars, concurrency)
         plan = diff(wanted, existing, cars=cars, key=key)
         detailed = [u for u in plan.unchanged + tuple(u.existing for u in plan.updates)]
@@ -352,8 +357,7 @@ class Assignments(Resource):
         if not settle >= 0:
             raise ValueError(f"settle must be a number of seconds >= 0, got {settle!r}")
         wanted = list(desired)
-        for car in cars:
-            check_id(car, "cars")
+        cars = _checked_cars(cars)
         if journal is not None and not isinstance(journal, Journal):
             journal = FileJournal(journal)
         before = self._pipeline.limiter.stats.snapshot()
@@ -621,6 +625,17 @@ class _CarLists:
         return items
 
 
+def _checked_cars(cars: Sequence[int]) -> tuple[int, ...]:
+    """The cars to reconcile, each checked, in their order, each once (a car named twice is
+    one car: read twice, its every assignment would look like its own duplicate)."""
+    if isinstance(cars, (str, bytes)) or not isinstance(cars, Iterable):
+        raise TypeError(f"cars must be a list of car ids, got {type(cars).__name__}")
+    listed = list(cars)
+    for car in listed:
+        check_id(car, "cars")
+    return tuple(dict.fromkeys(listed))
+
+
 def _with_key(
     items: Iterable[CarAssignment], customer_id: int, car_id: int, key: object
 ) -> list[CarAssignment]:
@@ -658,6 +673,36 @@ def _journal_entry(customer: int, item: tuple[str, Any]) -> JournalEntry:
         lifetime=wanted.lifetime,
         renewable_after=wanted.renewable_after,
     )
+
+
+def _checked_items(items: Iterable[Any], name: str, check: Callable[[Any], Any]) -> list[Any]:
+    """Every item of a bulk write checked before any is sent, as given; a bad one raises what
+    its check raised, naming its index (``ValidationError``'s ``argument`` becomes, for
+    example, ``items[2].car_id``, or ``assignment_ids[2]`` for an argument ``""``)."""
+    checked = []
+    for index, item in enumerate(items):
+        try:
+            check(item)
+        except ValidationError as exc:
+            argument = f"{name}[{index}]" + (f".{exc.argument}" if exc.argument else "")
+            raise ValidationError(argument, exc.message) from None
+        except TypeError as exc:
+            raise TypeError(f"{name}[{index}]: {exc}") from None
+        checked.append(item)
+    return checked
+
+
+def _checked_update(item: Any) -> None:
+    """What :meth:`Assignments.update` checks, for one ``(assignment_id, patch)`` pair."""
+    if isinstance(item, str | bytes) or not isinstance(item, Sequence) or len(item) != 2:
+        raise TypeError(
+            f"must be an (assignment_id, patch) pair, got {type(item).__name__} {item!r:.80}"
+        )
+    assignment_id, patch = item
+    check_id(assignment_id, "assignment_id")
+    if not isinstance(patch, JsonPatch):
+        raise TypeError(f"patch must be a flinkey_async.JsonPatch, got {type(patch).__name__}")
+    patch.to_body(ASSIGNMENT_PATCH)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

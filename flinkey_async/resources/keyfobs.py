@@ -18,6 +18,12 @@ def _check_brand(value: Any) -> str:
         raise ValidationError("brand", f"must be a str, got {type(value).__name__}")
     if not value:
         raise ValidationError("brand", "must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "brand", f"is not valid Unicode (lone surrogate): {value!r:.80}"
+        ) from None
     return value
 
 

@@ -149,6 +149,34 @@ async def test_plan_sends_nothing_and_rejects_duplicate_keys() -> None:
                 await client.assignments.plan(desired, cars=CARS[:1])
 
 
+async def test_a_car_named_twice_is_one_car() -> None:
+    """Read twice, each assignment of the car would look like its own duplicate and be
+    deleted: a car listed twice is reconciled once, and a matching state stays as it is."""
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sandbox:
+        desired = scenario(sandbox, seed=5)
+        car = CARS[0]
+        async with client_for(sandbox) as client:
+            first = await client.assignments.reconcile(desired, cars=CARS, timeout=20)
+            assert first.ok
+            now = state_of(sandbox, [car])
+            again = [d for d in desired if d.car_id == car]
+            plan = await client.assignments.plan(again, cars=[car, car])
+            assert plan.cars == (car,)
+            assert plan.writes == 0 and len(plan.unchanged) == len(again)
+            report = await client.assignments.reconcile(again, cars=[car, car], timeout=20)
+        assert report.ok and report.deleted == [] and report.created == []
+        assert state_of(sandbox, [car]) == now == expected(again)
+
+
+def test_diff_reads_an_id_listed_twice_as_one_assignment() -> None:
+    """Pages that overlapped while the list changed repeat an item: it is no duplicate."""
+    listed = Existing(7, 1, 2, BASE, None)
+    plan = diff([DesiredAssignment(1, 2, BASE)], [listed, listed], cars=[1])
+    assert plan.unchanged == (listed,) and plan.deletes == ()
+    plan = diff([], [listed, listed], cars=[1])
+    assert plan.deletes == (listed,)
+
+
 def test_diff_keeps_the_lowest_id_of_duplicates_and_patches_differences() -> None:
     start = BASE
     desired = [DesiredAssignment(1, 2, start, start + timedelta(days=1), lifetime=1_209_600)]

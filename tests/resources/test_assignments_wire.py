@@ -338,14 +338,14 @@ async def test_iter_keeps_callers_top_as_overall_limit_and_filter(server: Record
         lambda r, _: json_response(
             [
                 {"id": i, "carId": 1, "start": "2026-03-01T08:00:00Z", "end": None}
-                for i in range(int(r.query["$top"]))
+                for i in range(int(r.query["$skip"]), int(r.query["$skip"]) + int(r.query["$top"]))
             ]
         ),
     )
     query = Query().filter(F.car_id == 1).skip(5).top(12)
     async with client_for(server) as client:
         got = [a async for a in client.assignments.iter_for_user(9, query=query, page_size=5)]
-    assert len(got) == 12
+    assert [a.id for a in got] == list(range(5, 17))
     queries = [r.raw_path.split("?", 1)[1] for r in server.requests]
     assert queries == [
         "$filter=carId%20eq%201&$top=5&$skip=5",
@@ -383,15 +383,39 @@ async def test_server_ignoring_top_cannot_push_past_the_limit(server: RecordingS
         lambda r, _: json_response(
             [
                 {"id": i, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": None}
-                for i in range(1, 31)
+                for i in range(int(r.query["$skip"]) + 1, int(r.query["$skip"]) + 31)
             ]
         ),
-    )  # always 30 items, whatever $top says
+    )  # always 30 items from $skip on, whatever $top says
     async with client_for(server) as client:
         got = [
             a async for a in client.assignments.iter_for_car(7, query=Query().top(12), page_size=10)
         ]
-    assert [a.id for a in got] == [*range(1, 11), 1, 2]
+    assert [a.id for a in got] == list(range(1, 13))
+    assert len(server.requests) == 2
+
+
+async def test_a_server_ignoring_skip_ends_the_walk_with_a_decode_error(
+    server: RecordingServer,
+) -> None:
+    """A server answering every page with the first one would make the walk endless (and
+    reconcile's reads keep every page): the repeated page is an error, after one page."""
+    server.on(
+        "GET",
+        "/cars/7/assignments",
+        lambda r, _: json_response(
+            [
+                {"id": i, "userId": 9, "start": "2026-03-01T08:00:00Z", "end": None}
+                for i in range(1, 11)
+            ]
+        ),
+    )
+    async with client_for(server) as client:
+        got: list[int] = []
+        with pytest.raises(DecodeError, match=r"\$skip=10 repeats the page before it"):
+            async for a in client.assignments.iter_for_car(7, page_size=10):
+                got.append(a.id)
+    assert got == list(range(1, 11))
     assert len(server.requests) == 2
 
 

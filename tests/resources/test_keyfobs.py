@@ -108,7 +108,7 @@ async def test_invalid_brand_is_a_bad_request(server: RecordingServer) -> None:
     assert info.value.status == 400 and info.value.message == "Invalid brand provided."
 
 
-@pytest.mark.parametrize("bad", ["", None, 5, b"AUDI"])
+@pytest.mark.parametrize("bad", ["", None, 5, b"AUDI", "AUDI\ud800"])
 async def test_brand_is_checked_before_sending(server: RecordingServer, bad: object) -> None:
     async with client_for(server) as client:
         with pytest.raises(ValidationError, match="brand"):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import attrs
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flinkey_async._converter import (
+    decode,
     format_datetime,
     parse_datetime,
     structure,
@@ -18,6 +22,7 @@ from flinkey_async._converter import (
 )
 from flinkey_async.errors import DecodeError, ValidationError
 from flinkey_async.models import Assignment, CarAssignment, UserAssignment
+from flinkey_async.models.customers import Customer
 
 FULL = {
     "id": 5,
@@ -102,6 +107,35 @@ def test_malformed_replies_raise_decode_error(bad: object, why: str) -> None:
     with pytest.raises(DecodeError) as info:
         structure(bad, Assignment)
     assert why in str(info.value)
+
+
+NESTED = "[" * 1_000 + "1" + "]" * 1_000  # JSON 1,000 levels deep (orjson reads up to 1,024)
+
+
+@pytest.mark.parametrize(
+    ("model", "bad"),
+    [
+        (Assignment, {**FULL, "start": "2026-03-01T08:00:00Z" + "x" * 1_000_000}),
+        (Assignment, {**FULL, "carId": "7" * 1_000_000}),
+        (Assignment, {**FULL, "carId": "NESTED"}),
+        (Customer, {"id": "NESTED", "name": "x"}),
+        (Customer, {"id": "x" * 1_000_000, "name": "x"}),
+        (list[Customer], [{"id": "NESTED", "name": "x"}]),
+    ],
+)
+def test_a_hostile_value_gives_a_short_decode_error(model: Any, bad: object) -> None:
+    """However long or deep the server's value, the error names the field in a short message
+    and keeps no earlier exception (whose message might quote the whole value) alive."""
+    body = json.dumps(bad).replace('"NESTED"', NESTED).encode()
+    data = orjson.loads(body)
+    with pytest.raises(DecodeError) as structured:
+        structure(data, model, body=body)
+    with pytest.raises(DecodeError) as decoded:
+        decode(body, model)
+    for info in (structured, decoded):
+        assert len(str(info.value)) < 700
+        assert "field " in str(info.value)
+        assert info.value.__context__ is None and info.value.__cause__ is None
 
 
 def test_list_must_be_a_list() -> None:
