@@ -4,10 +4,37 @@ write and wait callables it is given, with bounded concurrency).
 Every item ends in one :class:`ItemResult`, never an exception for the whole run:
 
 * ``succeeded``: flinkey applied it (confirmed by webhook, or observed by polling);
-* ``failed``: flinkey refused it (its ``reason`` is flinkey's message, or the typed error's);
+* ``failed``: flinkey refused it (its ``reason`` is flinkey's message, or the typed error's),
+  or it was not sent (a refused connection after the retries, an argument refused, a journal
+  that could not record it, or a failed read that had to come first, like ``delete_many``'s);
 * ``unknown``: it may have been applied (a 5xx, a timeout, a connection broken after
-  sending, or no confirmation in time); it is never sent again: a later read tells;
+  sending, an answer that could not be read, or no confirmation in time); it is never sent
+  again: a later read tells;
 * ``not_attempted``: the run was cancelled (or stopped) before it was sent.
+
+How each error of the SDK (:class:`~flinkey_async.errors.FlinkeyError`) ends an item, whichever
+it is; ``error`` keeps it:
+
+* raised by the send: ``OutcomeUnknownError`` and ``ServerError`` (5xx): ``unknown``, with the
+  ``operation`` that can still be awaited; any other ``FlinkeyApiError`` (4xx, 3xx),
+  ``TransportError`` (not sent), ``ValidationError`` (or any ``ValueError``) and
+  ``JournalError`` (the write is recorded before it is sent): ``failed``; ``DecodeError`` (a
+  2xx answer whose body could not be read: flinkey received the write, and its ``2xx`` only
+  means "accepted"), with its ``operation``, and any other ``FlinkeyError``
+  (``ClientClosedError``, for one, when the client is closed during the run): ``unknown``,
+  without one: what cannot be shown not to have arrived counts as possibly applied;
+* raised by the read ``check`` makes before the send: ``failed``, not sent;
+* raised while awaiting the outcome: ``OperationFailedError``: ``failed``; any other
+  (``OperationTimeoutError``, or a poll answered with a malformed body or an error that is not
+  retried): ``unknown``, with its ``operation``.
+
+Anything else raised inside the run (an exception of ``on_item`` or ``on_progress``, or one
+outside the ``FlinkeyError`` tree from ``send``) is a bug, not an item's fate: the items still
+in progress are cancelled (nothing more is sent; as for a cancellation, see below) and the
+exception propagates, itself (not in an exception group).
+
+Arguments are checked before anything is sent (a bad one raises
+:class:`~flinkey_async.errors.ValidationError`).
 
 A run can be cancelled: what was sent is still in the :class:`BulkReport` the caller passed in
 (its items are then ``unknown`` when sent and unconfirmed, else ``not_attempted``), and the
@@ -17,18 +44,23 @@ cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import numbers
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
 from .errors import (
+    DecodeError,
     FlinkeyApiError,
+    FlinkeyError,
+    JournalError,
     OperationFailedError,
     OperationTimeoutError,
     OutcomeUnknownError,
     ServerError,
     TransportError,
+    ValidationError,
 )
 from .operations import OperationOutcome, PendingOperation
 
@@ -106,12 +138,19 @@ async def run_bulk(
     on_progress: Progress | None = None,
     report: BulkReport[T] | None = None,
     on_item: Callable[[ItemResult[T]], None] | None = None,
+    check: Callable[[T], Awaitable[Any]] | None = None,
 ) -> BulkReport[T]:
     """Send every item with ``send`` (at most ``concurrency`` at once) and, with ``wait``, await
     each one's outcome (``timeout`` seconds per item). Fills and returns ``report``;
-    ``on_item(result)`` is called as each item ends, before ``on_progress``."""
-    if type(concurrency) is not int or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    ``on_item(result)`` is called as each item ends, before ``on_progress``. ``check(item)``,
+    when given, runs just before ``send`` (within the concurrency bound): a
+    :class:`~flinkey_async.errors.FlinkeyError` it raises fails the item, which is not sent.
+
+    Raises :class:`~flinkey_async.errors.ValidationError` (a ``ValueError``) for a bad argument,
+    before anything is sent."""
+    _check_arguments(concurrency, timeout, poll_interval, send, on_progress, on_item, check)
+    if report is not None and not isinstance(report, BulkReport):
+        raise ValidationError("report", f"must be a BulkReport, got {type(report).__name__}")
     report = report if report is not None else BulkReport()
     results = [ItemResult(item) for item in items]
     report.results.extend(results)
@@ -121,7 +160,7 @@ async def run_bulk(
     async def one(result: ItemResult[T]) -> None:
         nonlocal done
         async with semaphore:
-            await _send_one(result, send)
+            await _send_one(result, send, check)
         if wait and result.operation is not None and result.status == "unknown":
             await _wait_one(result, timeout, poll_interval)
         if on_item is not None:
@@ -132,22 +171,92 @@ async def run_bulk(
             if asyncio.iscoroutine(progressed) or isinstance(progressed, Awaitable):
                 await progressed
 
-    await asyncio.gather(*(one(result) for result in results))
+    tasks = [asyncio.ensure_future(one(result)) for result in results]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # One item raised what no item should (or the run was cancelled): stop the others, so
+        # that nothing more is sent once the exception has left (what a TaskGroup does, but
+        # raising the exception itself rather than a group of them).
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
     return report
 
 
-async def _send_one(result: ItemResult[Any], send: Callable[[Any], Awaitable[Any]]) -> None:
+def _check_arguments(
+    concurrency: Any,
+    timeout: Any,
+    poll_interval: Any,
+    send: Any,
+    on_progress: Any,
+    on_item: Any,
+    check: Any,
+) -> None:
+    if type(concurrency) is not int or concurrency < 1:
+        raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
+    if timeout is not None and not (_is_number(timeout) and timeout >= 0):
+        raise ValidationError(
+            "timeout", f"must be a number of seconds >= 0, or None, got {timeout!r}"
+        )
+    if not (_is_number(poll_interval) and 0 < poll_interval < float("inf")):
+        raise ValidationError(
+            "poll_interval", f"must be a number of seconds > 0, got {poll_interval!r}"
+        )
+    if not callable(send):
+        raise ValidationError("send", f"must be callable, got {type(send).__name__}")
+    for name, value in (("on_progress", on_progress), ("on_item", on_item), ("check", check)):
+        if value is not None and not callable(value):
+            raise ValidationError(name, f"must be callable or None, got {type(value).__name__}")
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (not a bool, not NaN)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FlinkeyApiError):
+        return exc.message or str(exc)
+    return str(exc)
+
+
+async def _send_one(
+    result: ItemResult[Any],
+    send: Callable[[Any], Awaitable[Any]],
+    check: Callable[[Any], Awaitable[Any]] | None = None,
+) -> None:
+    if check is not None:
+        try:
+            await check(result.item)
+        except FlinkeyError as exc:
+            # The read that had to come first failed: the item is not sent. A 4xx keeps
+            # flinkey's text (delete_many: "Unable to find ..."), anything else says so.
+            refused = isinstance(exc, FlinkeyApiError) and not isinstance(exc, ServerError)
+            reason = _reason(exc) if refused else f"not sent: the read before it failed: {exc}"
+            result.status, result.reason, result.error = "failed", reason, exc
+            return
     try:
         op = await send(result.item)
     except (OutcomeUnknownError, ServerError) as exc:
         _unknown(result, exc, exc.operation)
         return
-    except FlinkeyApiError as exc:
-        result.status, result.reason, result.error = "failed", exc.message or str(exc), exc
+    except (FlinkeyApiError, TransportError, ValueError, JournalError) as exc:
+        # Refused by flinkey (a 4xx), or not sent: a refused connection after the retries, an
+        # argument refused, or a journal that could not record the write (before sending it).
+        result.status, result.reason, result.error = "failed", _reason(exc), exc
         return
-    except (TransportError, ValueError) as exc:
-        # Not sent (a refused connection after the retries, or an argument refused).
-        result.status, result.reason, result.error = "failed", str(exc), exc
+    except DecodeError as exc:
+        # A 2xx whose body could not be read: flinkey received the write (and a 2xx only means
+        # "accepted"); its operation can still be awaited.
+        _unknown(result, exc, exc.operation)
+        result.reason = f"sent, and answered with an unreadable body; not confirmed: {exc}"
+        return
+    except FlinkeyError as exc:
+        # Nothing shows that it did not arrive (a client closed during the run, ...).
+        _unknown(result, exc, exc.operation)
         return
     result.operation = op
     result.status, result.reason = "unknown", "sent; not confirmed yet"
@@ -167,5 +276,13 @@ async def _wait_one(result: ItemResult[Any], limit: float | None, interval: floa
         result.status, result.reason, result.error = "failed", exc.error_message, exc
     except OperationTimeoutError as exc:
         result.status, result.reason, result.error = "unknown", str(exc), exc
+    except FlinkeyError as exc:
+        # A poll answered with a malformed body, or with an error polling does not retry: the
+        # write was sent, and its outcome stays unknown (the operation can still be awaited).
+        result.status, result.reason, result.error = (
+            "unknown",
+            f"sent; its outcome could not be confirmed: {exc}",
+            exc,
+        )
     else:
         result.status, result.reason, result.outcome = "succeeded", None, outcome

@@ -114,7 +114,11 @@ class JournalEntry:
             parsed = datetime.fromisoformat(str(value))
             if parsed.tzinfo is None:
                 raise ValueError(f"{key} has no time zone")
-            return parsed.astimezone(UTC)
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                # 0001-01-01T00:00+05:00 or 9999-12-31T23:59-05:00: no such instant in UTC.
+                raise ValueError(f"{key} {value!r} is out of range in UTC") from None
 
         def integer(key: str) -> int | None:
             value = data.get(key)
@@ -223,7 +227,7 @@ class FileJournal:
                     self._pending[entry.id] = entry
                 else:
                     raise ValueError("unknown record")
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, OverflowError) as exc:
                 if last and not complete:
                     break  # the torn last line of a process killed while writing it
                 raise JournalError(

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 
 from flinkey_async.errors import FlinkeyError
@@ -95,3 +96,25 @@ def test_an_unusable_path_is_a_typed_error(tmp_path: Path) -> None:
         assert journal.pending() == []  # nothing recorded: nothing claimed
     finally:
         os.chmod(tmp_path, 0o700)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sentAt", "0001-01-01T00:00:00+05:00"),  # before datetime.min once in UTC
+        ("start", "9999-12-31T23:59:59-05:00"),  # after datetime.max once in UTC
+        ("end", "9999-12-31T23:00:00-01:00"),
+    ],
+)
+def test_a_datetime_out_of_range_in_utc_is_a_corrupt_record(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    path = tmp_path / "j.jsonl"
+    kept = create()
+    FileJournal(path).sent(kept)
+    before = path.read_bytes()
+    record = {**kept.to_json(), "id": "corrupt", field: value}
+    path.write_bytes(before + orjson.dumps(record) + b"\n")
+    with pytest.raises(JournalError, match=rf"corrupt record on line 2: {field} .*out of range"):
+        FileJournal(path)
+    assert path.read_bytes() == before + orjson.dumps(record) + b"\n"  # not rewritten
