@@ -36,15 +36,19 @@ secret reaches a log (no secret ever travels in a path or a query).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import html
+import json
 import logging
 import random
+import re
 import time
 from asyncio import current_task
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from math import ceil
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import aiohttp
 import attrs
@@ -61,6 +65,7 @@ from .errors import (
     BadRequestError,
     ClientClosedError,
     DecodeError,
+    FlinkeyApiError,
     InvalidCredentialsError,
     InvalidTokenError,
     OutcomeUnknownError,
@@ -69,6 +74,7 @@ from .errors import (
     ResponseTooLargeError,
     TransportError,
     UnexpectedRedirectError,
+    ValidationError,
     from_response,
 )
 from .limits import Limiter, Limits
@@ -85,6 +91,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=FlinkeyApiError)
 
 logger = logging.getLogger("flinkey_async")
 
@@ -177,8 +184,18 @@ def _encode_and_keep(segment: str | int) -> str:
 def encode_segment(segment: str | int) -> str:
     """One path segment, percent-encoded so that it stays one segment: ``/``, ``?``, ``#``,
     ``%`` and non-ASCII are encoded, and ``.``/``..`` become ``%2E``/``%2E%2E`` (which no
-    client or server may collapse). An empty segment raises ``ValueError``."""
-    text = str(segment)
+    client or server may collapse). An empty segment raises ``ValueError``; a segment that is
+    neither a ``str`` nor an ``int`` (a ``bool``, ``None``, ...) raises ``TypeError`` rather
+    than being sent as ``True`` or ``None``. A subclass of ``str`` or ``int`` is sent as its
+    value, whatever its ``__str__`` says."""
+    if type(segment) is str:
+        text = segment
+    elif isinstance(segment, str):
+        text = str.__str__(segment)
+    elif isinstance(segment, int) and not isinstance(segment, bool):
+        text = int.__repr__(segment)
+    else:
+        raise TypeError(f"a path segment must be a str or an int, got {type(segment).__name__}")
     if not text:
         raise ValueError("a path segment must not be empty")
     encoded = quote(text, safe="", errors="strict")
@@ -288,6 +305,57 @@ class _Watches(dict[int, _Watch]):
         self.clear()
 
 
+def _check_type(value: object, cls: type, argument: str, expected: str) -> None:
+    """A constructor argument that must be ``None`` or an instance of ``cls``."""
+    if value is not None and not isinstance(value, cls):
+        raise TypeError(f"{argument} must be {expected} or None, got {type(value).__name__}")
+
+
+def _checked_timeout(timeout: object) -> aiohttp.ClientTimeout:
+    """The ``timeout`` argument as an ``aiohttp.ClientTimeout``: a number of seconds is the
+    total of one attempt, ``aiohttp.ClientTimeout(total=seconds)``."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        for field in ("total", "connect", "sock_read", "sock_connect", "ceil_threshold"):
+            value = getattr(timeout, field)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value != value
+            ):
+                raise ValidationError(
+                    "timeout", f"{field} must be a number of seconds or None, got {value!r}"
+                )
+        return timeout
+    if not isinstance(timeout, int | float):
+        raise TypeError(
+            "timeout must be an aiohttp.ClientTimeout or a number of seconds, "
+            f"got {type(timeout).__name__}"
+        )
+    if isinstance(timeout, bool) or not 0 < timeout < float("inf"):  # also NaN
+        raise ValidationError(
+            "timeout",
+            f"must be a positive, finite number of seconds, got {timeout!r} (for no total "
+            "limit, pass aiohttp.ClientTimeout(total=None))",
+        )
+    return aiohttp.ClientTimeout(total=float(timeout))
+
+
+def _checked_proxy(proxy: object) -> URL | None:
+    """The ``proxy`` argument as a URL: an absolute ``http://`` or ``https://`` URL."""
+    if proxy is None:
+        return None
+    if isinstance(proxy, str):
+        try:
+            url = URL(proxy)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("proxy", f"is not a URL: {exc}") from None
+    elif isinstance(proxy, URL):
+        url = proxy
+    else:
+        raise TypeError(f"proxy must be a str or yarl.URL or None, got {type(proxy).__name__}")
+    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError("proxy", "must be an absolute http:// or https:// URL with a host")
+    return url
+
+
 class Pipeline:
     """Owns the aiohttp session, the credentials and the request lifecycle of one client."""
 
@@ -298,7 +366,7 @@ class Pipeline:
         customer_id: int,
         base_url: str | URL,
         session: aiohttp.ClientSession | None = None,
-        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        timeout: aiohttp.ClientTimeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
         deadline: float | None = DEFAULT_DEADLINE,
@@ -307,6 +375,25 @@ class Pipeline:
         proxy: str | URL | None = None,
         limits: Limits | None = None,
     ) -> None:
+        timeout = _checked_timeout(timeout)
+        _check_type(session, aiohttp.ClientSession, "session", "an aiohttp.ClientSession")
+        _check_type(retry, RetryPolicy, "retry", "a flinkey_async.RetryPolicy")
+        _check_type(limits, Limits, "limits", "a flinkey_async.limits.Limits")
+        if type(trust_env) is not bool:
+            raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
+        if not isinstance(connection_limit, int):
+            raise TypeError(
+                f"connection_limit must be an int, got {type(connection_limit).__name__}"
+            )
+        if isinstance(connection_limit, bool) or connection_limit < 0:
+            raise ValidationError(
+                "connection_limit", f"must be an int >= 0 (0: no limit), got {connection_limit!r}"
+            )
+        if deadline is not None and not isinstance(deadline, int | float):
+            raise TypeError(
+                f"deadline must be a number of seconds or None, got {type(deadline).__name__}"
+            )
+        proxy_url = _checked_proxy(proxy)
         self._api_key = api_key
         self.customer_id = customer_id
         self._customer_text = str(customer_id)
@@ -323,7 +410,7 @@ class Pipeline:
         self.base_url = base
         self._base_text = str(base).rstrip("/")
         self._urls: dict[tuple[Any, str | None], URL] = {}  # shared with the views: same base
-        if deadline is not None and not deadline > 0:
+        if deadline is not None and (isinstance(deadline, bool) or not deadline > 0):
             raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
         if type(max_response_bytes) is not int or max_response_bytes < 1:
             raise ValueError(
@@ -337,7 +424,7 @@ class Pipeline:
         self.deadline = deadline
         self.max_response_bytes = max_response_bytes
         self.trust_env = trust_env
-        self._proxy: URL | None = URL(proxy) if isinstance(proxy, str) else proxy
+        self._proxy: URL | None = proxy_url
         self._proxy_resolved = proxy is not None or not trust_env
         # A caller's session keeps its own middlewares; ours runs after them.
         self._middlewares: tuple[Any, ...] | None = None
@@ -516,6 +603,7 @@ class Pipeline:
         """``POST /oauth2/token`` with the password grant (form body, API-key header only)."""
         headers = self._headers(customer_scoped=False)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
+        refused: FlinkeyApiError | None = None
         try:
             response = await self._call(
                 "POST",
@@ -525,20 +613,15 @@ class Pipeline:
                 ("oauth2", "token"),
                 authenticate=False,
             )
-        except BadRequestError as exc:
-            raise InvalidCredentialsError(
-                exc.status,
-                "the token endpoint refused the API manager's username or password "
-                f"({exc.message or 'no reason given'})",
-                trace_id=exc.trace_id,
-                method=exc.method,
-                path=exc.path,
-            ) from None
-        try:
-            data = loads(response.body)
-        except DecodeError:
-            raise DecodeError("token response is not valid JSON") from None
-        return parse_token_response(data)
+        except FlinkeyApiError as exc:
+            # A server may echo the form it was sent: what is raised masks the password and
+            # the API key, and is raised outside the handler (no chained exception keeps the
+            # original).
+            refused = _token_refusal(exc, password, self._api_key)
+        if refused is not None:
+            raise refused
+        # No local of this frame (nor of parse_token_response's) holds the parsed answer.
+        return parse_token_response(_token_json(response.body))
 
     # -- the request pipeline ------------------------------------------------------------------
     def request(
@@ -958,6 +1041,80 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: b
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _token_json(body: bytes) -> Any:
+    """The token answer's JSON. When it is none, a :class:`DecodeError` without an excerpt
+    (the body holds the token), raised outside the handler: no chained exception keeps the
+    parser's, which quotes the body, and neither does this frame."""
+    with contextlib.suppress(DecodeError):
+        return loads(body)
+    del body
+    raise DecodeError("token response is not valid JSON")
+
+
+_PERCENT = re.compile("%[0-9A-F]{2}")
+
+
+def _secret_forms(value: str) -> list[str]:
+    """The ways a server echoing a request may show ``value``: as it is, percent-encoded as
+    in a path, a query or a form (once or twice, either case of hex digit), JSON- (also with
+    ``\\/``), repr- and HTML-escaped; longest first."""
+    encoded = {quote(value, safe=""), quote(value), quote_plus(value)}
+    encoded |= {quote(form, safe="") for form in encoded}
+    forms = {value, html.escape(value), repr(value)[1:-1], *encoded}
+    forms |= {_PERCENT.sub(lambda m: m.group().lower(), form) for form in encoded}
+    for ascii_only in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def mask_secrets(text: str, secrets: Sequence[Secret]) -> str:
+    """``text`` with every form of each of ``secrets`` (see :func:`_secret_forms`) shown as
+    ``***``. A text cut off with ``…`` (an excerpt) also loses what, just before the cut,
+    may be the start of one."""
+    forms = [form for secret in secrets for form in _secret_forms(secret.reveal())]
+    forms.sort(key=len, reverse=True)
+    for form in forms:
+        text = text.replace(form, "***")
+    if text.endswith("…"):
+        head = text[:-1]
+        for form in forms:
+            for size in range(min(len(form) - 1, len(head)), 0, -1):
+                if head.endswith(form[:size]):
+                    head = head[:-size] + "***"
+                    break
+        text = head + "…"
+    return text
+
+
+def redacted(error: E, secrets: Sequence[Secret]) -> E:
+    """A copy of ``error`` (without its traceback and chained exceptions) whose message and
+    trace id show none of ``secrets``: for the answers to requests that carry a credential
+    in their body, which a server may echo."""
+    copied = copy.copy(error)
+    copied.message = mask_secrets(error.message, secrets)
+    if error.trace_id is not None:
+        copied.trace_id = mask_secrets(error.trace_id, secrets)
+    copied.args = (copied._describe(),)
+    return copied
+
+
+def _token_refusal(error: FlinkeyApiError, *secrets: Secret) -> FlinkeyApiError:
+    """What a refused token request raises: ``error`` with ``secrets`` masked, a 400 as
+    :class:`InvalidCredentialsError` (what OAuth2 servers answer a wrong password)."""
+    masked = redacted(error, secrets)
+    if not isinstance(masked, BadRequestError):
+        return masked
+    return InvalidCredentialsError(
+        masked.status,
+        "the token endpoint refused the API manager's username or password "
+        f"({masked.message or 'no reason given'})",
+        trace_id=masked.trace_id,
+        method=masked.method,
+        path=masked.path,
+    )
 
 
 def _token_form(username: str, password: Secret) -> SecretBody:

@@ -35,9 +35,15 @@ DATETIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: Ids are documented as ``int32``.
 MAX_ID: Final = 2**31 - 1
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# allow_nan=False: NaN and infinities are no JSON (the stdlib would write NaN, Infinity).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def dumps(value: Any) -> bytes:
-    """JSON as sent on the wire: compact, UTF-8, non-ASCII characters as they are."""
+    """JSON as sent on the wire: compact, UTF-8, non-ASCII characters as they are.
+
+    A NaN or infinite float raises ``ValueError`` (JSON has no such numbers; writing ``null``
+    instead would change the meaning), as does text with a lone surrogate
+    (``UnicodeEncodeError``).
+    """
     return _ENCODER.encode(value).encode()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import copy
 import hmac
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -145,12 +146,11 @@ class TokenResponse:
 def _expires_in(raw: Any) -> float:
     if isinstance(raw, bool):
         raise DecodeError("token response has an invalid expires_in (bool)")
-    try:
+    expires_in: float | None = None
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
         expires_in = float(raw)
-    except (TypeError, ValueError, OverflowError):
-        raise DecodeError(
-            f"token response has an invalid expires_in ({type(raw).__name__})"
-        ) from None
+    if expires_in is None:  # raised outside the handler: no chained exception quotes raw
+        raise DecodeError(f"token response has an invalid expires_in ({type(raw).__name__})")
     if not 0 < expires_in <= MAX_TOKEN_LIFETIME:  # also NaN and infinities
         raise DecodeError(
             "token response has an expires_in that is not a number of seconds between 0 and "
@@ -159,10 +159,10 @@ def _expires_in(raw: Any) -> float:
     return expires_in
 
 
-def _take_token(data: dict[str, Any]) -> Secret | None:
-    """Remove ``access_token`` from ``data`` and wrap it; None when it is missing, not a
-    string or not a valid header value (the plain value never outlives this frame)."""
-    value = data.pop("access_token", None)
+def _take_token(data: Mapping[str, Any]) -> Secret | None:
+    """The ``access_token`` of ``data``, wrapped; None when it is missing, not a string or not
+    a valid header value (the plain value never outlives this frame)."""
+    value = data.get("access_token")
     if isinstance(value, str) and value and is_header_safe(value):
         return Secret(value)
     return None
@@ -174,18 +174,22 @@ def parse_token_response(data: Any) -> TokenResponse:
     The token must be a valid header value (printable ASCII, no whitespace: a CR or LF could
     otherwise reach a header); ``expires_in`` must be a positive number of seconds of at most
     :data:`MAX_TOKEN_LIFETIME`. Errors never quote the body: it holds the token. ``data`` is
-    not kept (a dict is copied first, and its token taken out before anything can raise).
+    neither changed nor kept: this frame lets go of it before anything can raise, so that a
+    traceback showing its locals shows no token.
     """
-    if not isinstance(data, Mapping):
+    fields: Mapping[str, Any] | None = data if isinstance(data, Mapping) else None
+    del data
+    if fields is None:
         raise DecodeError("token response is not a JSON object")
-    fields = dict(data)
     token = _take_token(fields)
+    expires_in = fields.get("expires_in", 3600)
+    del fields
     if token is None:
         raise DecodeError(
             "token response has no access_token that can be sent as a header "
             "(missing, empty, not a string, or with spaces or control characters)"
         )
-    return TokenResponse(token, _expires_in(fields.get("expires_in", 3600)))
+    return TokenResponse(token, _expires_in(expires_in))
 
 
 class TokenProvider(Protocol):
@@ -240,6 +244,10 @@ class StaticToken:
 #: Fetches a token for (username, password); provided by the request pipeline.
 TokenFetcher = Callable[[str, Secret], Awaitable[TokenResponse]]
 
+#: The most times a failed fetch doubles its backoff: 2.0 ** 1023 is the largest power of two
+#: a float holds.
+_MAX_DOUBLINGS = 1023
+
 
 class PasswordGrant:
     """Tokens from ``POST /oauth2/token`` with an API manager's username and password.
@@ -252,12 +260,15 @@ class PasswordGrant:
     cancelled does not cancel the fetch the others wait for.
 
     Args:
-        username, password: the API manager's credentials (the password is wrapped in a
+        username: the API manager's username.
+        password: that API manager's password (a string or a :class:`Secret`, wrapped in a
             :class:`Secret` at once).
         fetch: the coroutine function that performs the token request (the pipeline's).
         refresh_margin: refresh this many seconds before expiry (at most a tenth of the token's
             lifetime, so short-lived tokens are not refreshed on every call).
-        failure_backoff, max_failure_backoff: how long a failed fetch is remembered.
+        failure_backoff: seconds a failed fetch is remembered after the first failure in a
+            row; each further failure doubles it.
+        max_failure_backoff: the longest a failed fetch is remembered, in seconds.
         clock: monotonic clock, replaceable in tests.
     """
 
@@ -278,6 +289,20 @@ class PasswordGrant:
             raise ValidationError("username", "must be a non-empty string")
         if not secret:
             raise ValidationError("password", "must be a non-empty string")
+        for name, value in (
+            ("refresh_margin", refresh_margin),
+            ("failure_backoff", failure_backoff),
+            ("max_failure_backoff", max_failure_backoff),
+        ):
+            if not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+            if isinstance(value, bool) or not 0 <= value < math.inf:  # also NaN
+                raise ValidationError(
+                    name, f"must be a finite number of seconds >= 0, got {value!r}"
+                )
+        if not callable(fetch) or not callable(clock):
+            culprit, value = ("fetch", fetch) if not callable(fetch) else ("clock", clock)
+            raise TypeError(f"{culprit} must be callable, got {type(value).__name__}")
         self._username = username
         self._password = secret
         self._fetch = fetch
@@ -330,7 +355,9 @@ class PasswordGrant:
             self._failure = None
             self._failures = 0
             return
-        self._failures += 1
+        # Counted up to _MAX_DOUBLINGS + 1 only: 2.0 ** 1024 overflows (OverflowError), and
+        # long before that the backoff is at its cap (a product too large is inf, then capped).
+        self._failures = min(self._failures + 1, _MAX_DOUBLINGS + 1)
         backoff = min(
             self._max_failure_backoff, self._failure_backoff * 2.0 ** (self._failures - 1)
         )

@@ -55,10 +55,11 @@ class FlinkeyClient(Resources):
         password: that API manager's password.
         base_url: defaults to production; :data:`UAT_BASE_URL` or a sandbox URL also work.
         session: an ``aiohttp.ClientSession`` to use; the client never closes it.
-        timeout: timeout of one attempt (default 30 s total, 10 s to connect), also on a
-            caller's ``session``.
+        timeout: timeout of one attempt, an ``aiohttp.ClientTimeout`` or a number of seconds
+            (``aiohttp.ClientTimeout(total=seconds)``); default 30 s total, 10 s to connect.
+            It applies on a caller's ``session`` too.
         retry: a :class:`RetryPolicy` (default: 3 retries, never duplicating a write).
-        connection_limit: size of the connection pool the client creates.
+        connection_limit: size of the connection pool the client creates (``0``: no limit).
         deadline: the longest one call may take, retries, backoff and the token fetch
             included (default 60 s; ``None``: no limit beyond ``timeout`` per attempt).
         max_response_bytes: the largest response body read, counted after decompression
@@ -89,7 +90,7 @@ class FlinkeyClient(Resources):
         password: str | Secret | None = None,
         base_url: str | URL = DEFAULT_BASE_URL,
         session: aiohttp.ClientSession | None = None,
-        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        timeout: aiohttp.ClientTimeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
         tracker: Tracker | None = None,
@@ -116,6 +117,7 @@ class FlinkeyClient(Resources):
             raise TypeError("give either token= or username= and password=, not both")
         if token_secret is None and (not username or not password_secret):
             raise TypeError("credentials missing: give token= or both username= and password=")
+        _check_tracker(tracker)
         pipeline = Pipeline(
             api_key=key,
             customer_id=customer_id,
@@ -147,6 +149,7 @@ class FlinkeyClient(Resources):
 
     @tracker.setter
     def tracker(self, value: Tracker | None) -> None:
+        _check_tracker(value)
         self._context.tracker = value
 
     @property
@@ -233,24 +236,36 @@ class FlinkeyClient(Resources):
                 "method", f"must be GET, PUT, PATCH, DELETE or POST, got {method!r}"
             )
         if isinstance(path, str):
-            segments: Sequence[str | int] = [part for part in path.strip("/").split("/") if part]
+            segments: Sequence[str | int] = [
+                _segment(part) for part in path.strip("/").split("/") if part
+            ]
+        elif isinstance(path, Sequence) and not isinstance(path, bytes | bytearray | memoryview):
+            segments = [_segment(part) for part in path]
         else:
-            segments = list(path)
+            raise TypeError(
+                f"path must be a str or a sequence of str and int segments, "
+                f"got {type(path).__name__}"
+            )
         if not segments:
             raise ValidationError("path", "needs at least one segment below the base URL")
         if isinstance(query, Query):
             query_text: str | None = query.encoded() or None
-        elif query is not None:
+        elif isinstance(query, Mapping):
             query_text = (
                 "&".join(
-                    f"{encode_component(str(name))}={encode_component(str(value))}"
+                    f"{encode_component(_query_name(name))}={encode_component(_query_value(value))}"
                     for name, value in query.items()
                 )
                 or None
             )
-        else:
+        elif query is None:
             query_text = None
-        body = None if json is None else encode_json(unstructure(json))
+        else:
+            raise TypeError(
+                "query must be a flinkey_async.Query, a mapping of names to values or None, "
+                f"got {type(query).__name__}"
+            )
+        body = None if json is None else _encode_body(json)
         response = await self._pipeline.request(
             verb, segments, query=query_text, json_bytes=body, customer_scoped=customer_scoped
         )
@@ -289,3 +304,72 @@ class FlinkeyClient(Resources):
             "a FlinkeyClient cannot be pickled: it holds credentials and a "
             "connection pool; make one per process"
         )
+
+
+def _check_tracker(tracker: object) -> None:
+    """``tracker=``: ``None`` or an object with the :class:`~flinkey_async.operations.Tracker`
+    methods (``expect``, ``discard``, ``wait``)."""
+    if tracker is not None and not all(
+        callable(getattr(tracker, name, None)) for name in ("expect", "discard", "wait")
+    ):
+        raise TypeError(
+            "tracker must be an OperationTracker (an object with expect(), discard() and "
+            f"wait()) or None, got {type(tracker).__name__}"
+        )
+
+
+def _segment(part: object) -> str | int:
+    """One path segment of :meth:`FlinkeyClient.request`: a non-empty ``str`` or an ``int``
+    (not a ``bool``), as its plain value (a subclass's ``__str__`` is not asked)."""
+    if isinstance(part, str):
+        text = str.__str__(part)
+        if not text:
+            raise ValidationError("path", "a path segment must not be empty")
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "path", "a path segment is not valid Unicode (lone surrogate)"
+            ) from None
+        return text
+    if isinstance(part, int) and not isinstance(part, bool):
+        return int.__int__(part)
+    raise TypeError(f"path segments must be str or int, got {type(part).__name__}")
+
+
+def _query_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"query names must be str, got {type(name).__name__}")
+    return str.__str__(name)
+
+
+def _query_value(value: object) -> str:
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__repr__(value)
+    raise TypeError(f"query values must be str or int, got {type(value).__name__}")
+
+
+def _encode_body(json: Any) -> bytes:
+    """The ``json=`` body of :meth:`FlinkeyClient.request` as JSON bytes; what JSON cannot
+    express raises :class:`ValidationError` (or ``TypeError`` for a value of no JSON type)
+    before anything is sent."""
+    try:
+        return encode_json(unstructure(json))
+    except ValidationError:
+        raise
+    except RecursionError:
+        raise ValidationError("json", "is nested too deeply to be encoded") from None
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "json", "holds text that is not valid Unicode (lone surrogate)"
+        ) from None
+    except ValueError as exc:
+        if "Out of range float" in str(exc):
+            raise ValidationError(
+                "json", "holds NaN or an infinite number, which JSON cannot express"
+            ) from None
+        raise ValidationError("json", f"cannot be encoded as JSON: {exc}") from None
+    except TypeError as exc:
+        raise TypeError(f"json must be JSON-ready data: {exc}") from None

@@ -83,6 +83,8 @@ __all__ = [
 
 #: How many characters of an unexpected body an exception shows.
 EXCERPT_CHARS = 200
+#: How many characters of an error answer's message (or body) an exception shows.
+MESSAGE_CHARS = 1000
 
 
 class FlinkeyError(Exception):
@@ -128,7 +130,8 @@ class FlinkeyApiError(FlinkeyError):
 
     Attributes:
         status: the HTTP status code (from the status line, never from the body).
-        message: the server's message, or the raw body text when it had no message field.
+        message: the server's message, or the raw body text when it had no message field
+            (at most 1000 characters, then ``…``).
         trace_id: the ``traceId`` of a problem-details body, when the server sent one.
         method, path: what was requested (no query string, no headers), when known.
     """
@@ -367,9 +370,13 @@ _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 
 def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
-    """The first ``limit`` characters of a body, decoded leniently."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    return text if len(text) <= limit else text[:limit] + "…"
+    """The first ``limit`` characters of a body, decoded leniently (only the bytes that can
+    hold them are decoded, however large the body)."""
+    if isinstance(body, bytes):
+        cut = len(body) > limit * 4  # a character is at most 4 bytes of UTF-8
+        text = body[: limit * 4].decode("utf-8", "replace")
+        return text[:limit] + "…" if cut or len(text) > limit else text
+    return body if len(body) <= limit else body[:limit] + "…"
 
 
 def parse_retry_after(headers: Mapping[str, str], message: str = "") -> float | None:
@@ -421,7 +428,7 @@ def _parse_body(body: bytes) -> tuple[str, str | None]:
         # raise RecursionError) and parses a hostile body in linear time.
         data = orjson.loads(text)
     except (ValueError, RecursionError):
-        return excerpt(text, 1000), None
+        return excerpt(text, MESSAGE_CHARS), None
     if isinstance(data, str):
         return data, None
     if isinstance(data, dict):
@@ -431,8 +438,8 @@ def _parse_body(body: bytes) -> tuple[str, str | None]:
             value = data.get(key)
             if isinstance(value, str) and value:
                 return value, trace_id
-        return excerpt(text, 1000), trace_id
-    return excerpt(text, 1000), None
+        return excerpt(text, MESSAGE_CHARS), trace_id
+    return excerpt(text, MESSAGE_CHARS), None
 
 
 def from_response(
@@ -447,13 +454,17 @@ def from_response(
 
     Accepts every documented body shape: JSON ``{statusCode, message}``, ``{status: "429",
     message}``, RFC 7231 problem objects (``title``, ``traceId``), a JSON string, bare text, an
-    empty body or non-JSON garbage. The status always comes from the status line.
+    empty body or non-JSON garbage. The status always comes from the status line. The message
+    and the trace id are cut to 1000 characters (``MESSAGE_CHARS``, then ``…``); the type
+    and ``retry_after`` are told from the whole message.
     """
     message, trace_id = _parse_body(body)
+    if trace_id is not None:
+        trace_id = excerpt(trace_id, MESSAGE_CHARS)
     if status == 429:
         return RateLimitError(
             status,
-            message,
+            excerpt(message, MESSAGE_CHARS),
             retry_after=parse_retry_after(headers, message),
             trace_id=trace_id,
             method=method,
@@ -475,4 +486,4 @@ def from_response(
         cls = ServerError
     else:
         cls = _BY_STATUS.get(status, FlinkeyApiError)
-    return cls(status, message, trace_id=trace_id, method=method, path=path)
+    return cls(status, excerpt(message, MESSAGE_CHARS), trace_id=trace_id, method=method, path=path)

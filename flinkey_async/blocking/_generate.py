@@ -485,8 +485,20 @@ class _Generator:
         }[kind]
         lines.append(self._def(name, args, returns))
         lines += _docstring(fn.__doc__, "        ")
+        lines += self._wrap_secrets(args)
         lines.append(f"        {body}")
         return lines
+
+    def _wrap_secrets(self, args: ast.arguments) -> list[str]:
+        """A line per parameter annotated with ``Secret`` (``str | Secret``): wrapped first,
+        as the asynchronous code does, so that no frame of the blocking call (this method's,
+        the runner's arguments) holds the credential as a plain string."""
+        secret = self.names.value(Secret, "Secret")
+        return [
+            f'        {arg.arg} = secret_on_entry({arg.arg}, "{arg.arg}")'
+            for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]
+            if arg.arg != "self" and _contains(arg.annotation, {secret})
+        ]
 
     @staticmethod
     def _def(name: str, args: ast.arguments, returns: ast.expr | None) -> str:
@@ -596,12 +608,9 @@ class _Generator:
         args, _returns, _node = self._signature(
             init, "FlinkeyClient.__init__", drop=frozenset(_CLIENT_DROPPED)
         )
-        secret = self.names.value(Secret, "Secret")
         lines = [self._def("__init__", args, ast.Constant(None))]
         positional = [a.arg for a in args.args[1:]]
-        for arg in [*args.args[1:], *args.kwonlyargs]:
-            if _contains(arg.annotation, {secret}):  # wrapped first, as the async client does
-                lines.append(f'        {arg.arg} = secret_on_entry({arg.arg}, "{arg.arg}")')
+        lines += self._wrap_secrets(args)  # wrapped first, as the async client does
         forward = ", ".join(positional + [f"{a.arg}={a.arg}" for a in args.kwonlyargs])
         lines.append(f"        self._start(functools.partial(AsyncFlinkeyClient, {forward}))")
         return lines

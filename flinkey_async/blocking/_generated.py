@@ -600,6 +600,7 @@ class SdkTokens(ResourceBase[AsyncSdkTokens]):
         wrong combination with 400 "Invalid combination of customerId, sdkKey and userId."
         (:class:`~flinkey_async.errors.BadRequestError`).
         """
+        sdk_key = secret_on_entry(sdk_key, "sdk_key")
         return self._runner.call(
             self._async.create, customer_id=customer_id, sdk_key=sdk_key, user_id=user_id
         )
@@ -801,10 +802,11 @@ class FlinkeyClient(ClientBase):
             refreshed automatically.
         password: that API manager's password.
         base_url: defaults to production; :data:`UAT_BASE_URL` or a sandbox URL also work.
-        timeout: timeout of one attempt (default 30 s total, 10 s to connect), also on a
-            caller's ``session``.
+        timeout: timeout of one attempt, an ``aiohttp.ClientTimeout`` or a number of seconds
+            (``aiohttp.ClientTimeout(total=seconds)``); default 30 s total, 10 s to connect.
+            It applies on a caller's ``session`` too.
         retry: a :class:`RetryPolicy` (default: 3 retries, never duplicating a write).
-        connection_limit: size of the connection pool the client creates.
+        connection_limit: size of the connection pool the client creates (``0``: no limit).
         deadline: the longest one call may take, retries, backoff and the token fetch
             included (default 60 s; ``None``: no limit beyond ``timeout`` per attempt).
         max_response_bytes: the largest response body read, counted after decompression
@@ -834,7 +836,7 @@ class FlinkeyClient(ClientBase):
         username: str | None = None,
         password: str | Secret | None = None,
         base_url: str | URL = DEFAULT_BASE_URL,
-        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        timeout: aiohttp.ClientTimeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         connection_limit: int = 100,
         tracker: Tracker | None = None,

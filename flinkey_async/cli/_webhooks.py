@@ -11,6 +11,7 @@ in flight are answered), with exit status 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from typing import Annotated, Any
@@ -113,6 +114,8 @@ def serve(
     for name, value in (("--path", path), ("--health-path", health_path)):
         if not value.startswith("/") or (value.endswith("/") and value != "/"):
             raise usage_error(f"{name} must start with '/' and not end with '/', got {value!r}")
+    if not prefix or any(c in prefix for c in "{}"):  # so that a refusal below is the URL's
+        raise usage_error(f"--prefix must be a non-empty string without braces, got {prefix!r}")
     try:
         asyncio.run(
             _serve(
@@ -150,7 +153,7 @@ async def _serve(
         from aiohttp import web
 
         from ..errors import RedisUnavailableError
-        from ..shared.confirmations import RedisWebhookBus
+        from ..shared.confirmations import URL_HINT, RedisWebhookBus
         from ..webhooks.receiver import WEBHOOK_RECEIVER_KEY, webhook_app
         from ..webhooks.server import start_webhook_server
     except ModuleNotFoundError as exc:
@@ -158,10 +161,15 @@ async def _serve(
             f"the relay needs the 'redis' extra (module {exc.name!r} is not installed): "
             "pip install 'flinkey_async[redis]'"
         ) from None
-    try:
-        bus = RedisWebhookBus.from_url(url, **bus_options)
-    except (TypeError, ValueError) as exc:
-        raise usage_error(f"--redis: {exc}") from None
+    made: RedisWebhookBus | None = None
+    # The options were checked: a refusal is the URL's, answered with a fixed hint (no text
+    # of the error, which could quote a part of the URL), outside the handler.
+    with contextlib.suppress(TypeError, ValueError):
+        made = RedisWebhookBus.from_url(url, **bus_options)
+    del url
+    if made is None:
+        raise usage_error(f"--redis: not a Redis URL; {URL_HINT}")
+    bus = made
     try:
         try:
             await bus.ping()

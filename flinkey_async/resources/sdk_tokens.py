@@ -5,8 +5,9 @@ The SDK key and the returned ``id_token`` are credentials. The key is wrapped in
 :class:`~flinkey_async.auth.Secret` on entry, the request body is written by the converter
 straight into a ``SecretBody`` (whose ``repr`` shows only its length), and the token is
 returned as a ``Secret``: neither appears in a ``repr``, a log line, an exception text or a
-frame's local variables as a plain string. flinkey's sample apps stress that apps must not call
-this themselves: a backend asks for the token and hands it to the app.
+frame's local variables as a plain string. An error answer that echoes the request shows the
+key masked (``***``) in the exception's message. flinkey's sample apps stress that apps must
+not call this themselves: a backend asks for the token and hands it to the app.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 from contextlib import suppress
 
 from .._converter import unstructure
-from .._pipeline import SecretBody, encode_json
+from .._pipeline import SecretBody, encode_json, redacted
 from .._validate import check_id
 from ..auth import Secret, as_secret
-from ..errors import DecodeError, ValidationError
+from ..errors import DecodeError, FlinkeyApiError, ValidationError
 from ..models.sdk_tokens import SdkToken, SdkTokenRequest
 from ._base import Resource
 
@@ -43,7 +44,16 @@ class SdkTokens(Resource):
         if not key:
             raise ValidationError("sdk_key", "must not be empty")
         body = SecretBody(encode_json(unstructure(SdkTokenRequest(customer_id, key, user_id))))
-        response = await self._send("POST", ("sdk", "token"), body, customer_scoped=False)
+        refused: FlinkeyApiError | None = None
+        try:
+            response = await self._send("POST", ("sdk", "token"), body, customer_scoped=False)
+        except FlinkeyApiError as exc:
+            # A server may echo the body it was sent: what is raised masks the SDK key and the
+            # API key, and is raised outside the handler (no chained exception keeps the
+            # original).
+            refused = redacted(exc, (key, self._pipeline._api_key))
+        if refused is not None:
+            raise refused
         token: SdkToken | None = None
         # A DecodeError would quote the body, which holds the token: it is replaced, and
         # raised outside the handler so that no chained exception keeps the original.

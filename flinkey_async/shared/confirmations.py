@@ -59,13 +59,14 @@ an event published before the process that sent the write expected it still reso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -74,6 +75,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from yarl import URL
 
+from ..auth import Secret
 from ..errors import OperationTimeoutError, RedisUnavailableError, WebhookPayloadError
 from ..operations import OperationOutcome, PendingOperation
 from ..webhooks.events import DEFAULT_MAX_BYTES, KINDS, AssignmentEvent, EventHandler, parse_body
@@ -131,11 +133,39 @@ _T = TypeVar("_T")
 StreamEntry = tuple[str, AssignmentEvent | None]
 
 
+#: What a malformed Redis URL's error says instead of quoting it, or the parser's text.
+URL_HINT: Final = (
+    "use redis://[[username]:password@]host[:port][/db], rediss:// for TLS or "
+    "unix:///path, with a '/', '?', '#', '@' or '%' in the password percent-encoded "
+    "(%2F, %3F, %23, %40, %25)"
+)
+
+
+def _misplaced_at(url: str) -> bool:
+    """Whether an ``@`` follows the authority (in the path, a query parameter's name or the
+    fragment): a password holding an unencoded ``/``, ``?`` or ``#``, whose first part the
+    parsers would take for a host, a port or a path."""
+    scheme, _, rest = url.partition("://")
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    path_query, _, fragment = rest[end:].partition("#")
+    path, _, query = path_query.partition("?")
+    names = (part.partition("=")[0] for part in query.split("&"))
+    return (
+        "@" in fragment
+        or ("@" in path and scheme.lower() != "unix")
+        or any("@" in name for name in names)
+    )
+
+
 def _where(url: str) -> str:
-    """The server of a Redis URL for messages: host, port and database, never a password."""
+    """The server of a Redis URL for messages: host, port and database, never a password
+    (nor a part of one: a URL whose password holds an unencoded ``/``, ``?`` or ``#`` is
+    named by none of its parts)."""
     try:
         parsed = URL(url)
     except (TypeError, ValueError):
+        return "redis (unparsable URL)"
+    if _misplaced_at(url):
         return "redis (unparsable URL)"
     if parsed.scheme == "unix":
         return f"unix:{parsed.path}"
@@ -162,6 +192,18 @@ def _positive(value: float, name: str) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return value
+
+
+def _check_bus_options(
+    prefix: str, retention: float, max_len: int, dedupe_ttl: float, timeout: float
+) -> None:
+    """The checks of :class:`RedisWebhookBus`'s options (before a client is made of a URL)."""
+    if not prefix or any(c in prefix for c in "{}"):
+        raise ValueError(f"prefix must be a non-empty string without braces, got {prefix!r}")
+    if max_len < 1:
+        raise ValueError("max_len must be at least 1")
+    for value, name in ((retention, "retention"), (dedupe_ttl, "dedupe_ttl"), (timeout, "timeout")):
+        _positive(value, name)
 
 
 class RedisWebhookBus:
@@ -200,10 +242,7 @@ class RedisWebhookBus:
         close_client: bool = False,
         where: str | None = None,
     ) -> None:
-        if not prefix or any(c in prefix for c in "{}"):
-            raise ValueError(f"prefix must be a non-empty string without braces, got {prefix!r}")
-        if max_len < 1:
-            raise ValueError("max_len must be at least 1")
+        _check_bus_options(prefix, retention, max_len, dedupe_ttl, timeout)
         self._client = client
         self.prefix = prefix
         self.retention = _positive(retention, "retention")
@@ -230,7 +269,7 @@ class RedisWebhookBus:
     @classmethod
     def from_url(
         cls,
-        url: str,
+        url: str | Secret,
         *,
         prefix: str = DEFAULT_PREFIX,
         retention: float = DEFAULT_RETENTION,
@@ -239,21 +278,32 @@ class RedisWebhookBus:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> RedisWebhookBus:
         """A bus on a new client of ``url`` (``redis://[:password@]host:port/db``,
-        ``rediss://`` for TLS, ``unix:///path``); nothing is sent until it is used (``async
-        with`` it, or :meth:`ping`, to find out now whether Redis answers)."""
-        if not isinstance(url, str) or not url:
+        ``rediss://`` for TLS, ``unix:///path``; a string or a
+        :class:`~flinkey_async.auth.Secret`, wrapped on entry); nothing is sent until it is
+        used (``async with`` it, or :meth:`ping`, to find out now whether Redis answers). A
+        malformed URL raises ``ValueError`` naming the server by host, port and database at
+        most, never quoting the URL."""
+        secret = url if isinstance(url, Secret) else Secret(url) if isinstance(url, str) else None
+        del url
+        if not secret:
             raise TypeError("url must be a non-empty Redis URL string")
-        try:
-            client = aioredis.Redis.from_url(
-                url,
-                socket_timeout=None,  # every command has its deadline (_call)
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-                decode_responses=False,
-                protocol=2,
-            )
-        except ValueError as exc:
-            raise ValueError(f"not a Redis URL ({_where(url)}): {exc}") from None
+        _check_bus_options(prefix, retention, max_len, dedupe_ttl, timeout)
+        where = _where(secret.reveal())
+        client: aioredis.Redis | None = None
+        if not _misplaced_at(secret.reveal()):
+            # redis-py's error would quote a part of the URL (a password's, when it holds an
+            # unencoded '/', '?' or '#'): it is replaced by a fixed hint.
+            with contextlib.suppress(ValueError):
+                client = aioredis.Redis.from_url(
+                    secret.reveal(),
+                    socket_timeout=None,  # every command has its deadline (_call)
+                    socket_connect_timeout=timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    decode_responses=False,
+                    protocol=2,
+                )
+        if client is None:
+            raise ValueError(f"not a Redis URL ({where}): {URL_HINT}")
         return cls(
             client,
             prefix=prefix,
@@ -262,11 +312,17 @@ class RedisWebhookBus:
             dedupe_ttl=dedupe_ttl,
             timeout=timeout,
             close_client=True,
-            where=_where(url),
+            where=where,
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.where}, prefix={self.prefix!r})"
+        try:
+            return f"{type(self).__name__}({self.where}, prefix={self.prefix!r})"
+        except AttributeError:  # half-built: its constructor raised
+            return f"{type(self).__name__}(<not set up>)"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a RedisWebhookBus cannot be pickled: its client may hold a password")
 
     async def __aenter__(self) -> RedisWebhookBus:
         await self.ping()
@@ -443,11 +499,24 @@ class SharedTracker(OperationTracker):
         lookback: seconds of the stream read back at start (default: ``orphan_ttl``).
         read_block: seconds one read waits for entries.
         batch: most entries per read.
-        poll_interval, max_poll_interval: the polling fallback's intervals.
+        poll_interval: seconds between the polling fallback's first reads.
+        max_poll_interval: the longest the polling fallback's interval grows to, doubling.
         close_bus: :meth:`aclose` closes the bus too (so does a tracker from
             :meth:`connect`).
-        on_unsolicited, strict_checksum, pending_ttl, orphan_ttl, max_orphans, memory,
-            clock, max_callback_tasks, max_callback_backlog: as for ``OperationTracker``.
+        on_unsolicited: called with each event that resolves no operation of this process
+            (sync or async), as for ``OperationTracker``.
+        strict_checksum: accept an event for an operation only when its checksum equals
+            the operation's, as for ``OperationTracker``.
+        pending_ttl: seconds a pending operation is kept, as for ``OperationTracker``.
+        orphan_ttl: seconds an unsolicited event is kept for an operation expected late,
+            as for ``OperationTracker``.
+        max_orphans: most unsolicited events kept, as for ``OperationTracker``.
+        memory: event fingerprints and created ids remembered, as for ``OperationTracker``.
+        clock: monotonic clock, replaceable in tests.
+        max_callback_tasks: async ``on_unsolicited`` calls running at once, as for
+            ``OperationTracker``.
+        max_callback_backlog: ``on_unsolicited`` calls waiting at most (beyond, dropped),
+            as for ``OperationTracker``.
     """
 
     def __init__(
@@ -509,7 +578,7 @@ class SharedTracker(OperationTracker):
     @classmethod
     def connect(
         cls,
-        url: str,
+        url: str | Secret,
         *,
         prefix: str = DEFAULT_PREFIX,
         retention: float = DEFAULT_RETENTION,
@@ -521,9 +590,13 @@ class SharedTracker(OperationTracker):
         """A tracker on a new :class:`RedisWebhookBus` of ``url`` (closed with it); use it as
         ``async with SharedTracker.connect(url) as tracker:``. ``options`` are the
         constructor's. Starting raises :class:`~flinkey_async.errors.RedisUnavailableError`
-        when Redis does not answer."""
+        when Redis does not answer. ``url`` is wrapped in a
+        :class:`~flinkey_async.auth.Secret` on entry, as :meth:`RedisWebhookBus.from_url`
+        does."""
+        secret = Secret(url) if isinstance(url, str) else url
+        del url
         bus = RedisWebhookBus.from_url(
-            url,
+            secret,
             prefix=prefix,
             retention=retention,
             max_len=max_len,
@@ -533,8 +606,11 @@ class SharedTracker(OperationTracker):
         return cls(bus, close_bus=True, **options)
 
     def __repr__(self) -> str:
-        state = "available" if self.available else f"unavailable: {self._reason}"
-        return f"{type(self).__name__}({self.bus!r}, {state}, pending={self.pending})"
+        try:
+            state = "available" if self.available else f"unavailable: {self._reason}"
+            return f"{type(self).__name__}({self.bus!r}, {state}, pending={self.pending})"
+        except AttributeError:  # half-built: its constructor raised
+            return f"{type(self).__name__}(<not set up>)"
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> SharedTracker:

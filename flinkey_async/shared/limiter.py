@@ -68,13 +68,14 @@ between them eats into ``margin``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
 import time
 from collections.abc import Coroutine
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 import redis.asyncio as aioredis
 from limits.aio.storage import RedisStorage
@@ -120,16 +121,53 @@ def alone_rate(rate: float, workers: int, margin: float) -> float:
     return share / (_WINDOW + margin)
 
 
+#: What a malformed Redis URL's error says instead of quoting it, or the parser's text.
+_URL_HINT: Final = (
+    "use redis://[[username]:password@]host[:port][/db], rediss:// for TLS or "
+    "unix:///path, with a '/', '?', '#', '@' or '%' in the password percent-encoded "
+    "(%2F, %3F, %23, %40, %25)"
+)
+
+
+def _misplaced_at(url: str) -> bool:
+    """Whether an ``@`` follows the authority (in the path, a query parameter's name or the
+    fragment): a password holding an unencoded ``/``, ``?`` or ``#``, whose first part the
+    parsers would take for a host, a port or a path."""
+    scheme, _, rest = url.partition("://")
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    path_query, _, fragment = rest[end:].partition("#")
+    path, _, query = path_query.partition("?")
+    names = (part.partition("=")[0] for part in query.split("&"))
+    return (
+        "@" in fragment
+        or ("@" in path and scheme.lower() != "unix")
+        or any("@" in name for name in names)
+    )
+
+
 def _where(url: str) -> str:
-    """The server of a Redis URL for messages: host, port and database, never a password."""
+    """The server of a Redis URL for messages: host, port and database, never a password
+    (nor a part of one: a URL whose password holds an unencoded ``/``, ``?`` or ``#`` is
+    named by none of its parts)."""
     try:
         parsed = URL(url)
     except (TypeError, ValueError):
+        return "redis (unparsable URL)"
+    if _misplaced_at(url):
         return "redis (unparsable URL)"
     if parsed.scheme == "unix":
         return f"unix:{parsed.path}"
     db = parsed.path.strip("/") or parsed.query.get("db", "0")
     return f"{parsed.host or 'localhost'}:{parsed.port or 6379}/{db}"
+
+
+def _scheme(url: str) -> str | None:
+    """The scheme of a well-formed Redis URL, else None (the parser's error is not raised:
+    its text and its frames' locals show the URL)."""
+    with contextlib.suppress(TypeError, ValueError):
+        if not _misplaced_at(url):
+            return URL(url).scheme
+    return None
 
 
 def _positive(value: float, name: str) -> float:
@@ -171,7 +209,9 @@ class RedisRateLimit:
     :class:`~flinkey_async.limits.Limits` (views of a client, or clients for other customers).
 
     Args:
-        url: ``redis://[:password@]host:port/db``, ``rediss://`` for TLS, ``unix:///path``.
+        url: ``redis://[:password@]host:port/db``, ``rediss://`` for TLS, ``unix:///path``
+            (a string or a :class:`~flinkey_async.auth.Secret`, wrapped on entry: no
+            ``repr``, frame or pickle shows its password).
         name: names the API key in Redis (letters, digits, ``-_.:``; at most 100): the same in
             every process sharing the limit. Never the API key itself (see :meth:`name_for`).
         expected_workers: how many processes share the rate, for the rate each one keeps
@@ -182,13 +222,16 @@ class RedisRateLimit:
         max_wait: seconds a request waits for a unit at most (then it is sent anyway).
         margin: seconds waited beyond a unit's expiry before taking it again.
         retry_every: seconds between checks whether a lost Redis answers again.
-        settle: seconds after the first 429 before what flinkey accepted is measured (the
-            answers of requests already in flight arrive meanwhile).
+        settle: seconds after a burst of 429s (:func:`~flinkey_async.limits.is_burst`: five
+            or more, a fifth or more of the last second's requests; a stray 429 counts for
+            nothing) before what flinkey accepted is measured (the answers of requests
+            already in flight arrive meanwhile); the first burst without a ``Retry-After``
+            also pauses everybody that long.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Secret,
         *,
         name: str,
         expected_workers: int = 1,
@@ -200,10 +243,13 @@ class RedisRateLimit:
         retry_every: float = 1.0,
         settle: float = 0.2,
     ) -> None:
-        if not isinstance(url, str) or not url:
+        secret = url if isinstance(url, Secret) else Secret(url) if isinstance(url, str) else None
+        del url
+        if not secret:
             raise TypeError("url must be a non-empty Redis URL string")
-        if URL(url).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"not a Redis URL ({_where(url)}): use redis://, rediss:// or unix://")
+        where = _where(secret.reveal())
+        if _scheme(secret.reveal()) not in ("redis", "rediss", "unix"):
+            raise ValueError(f"not a Redis URL ({where}): {_URL_HINT}")
         for label, text in (("name", name), ("prefix", prefix)):
             if (
                 not isinstance(text, str)
@@ -217,8 +263,8 @@ class RedisRateLimit:
             raise ValueError(f"expected_workers must be an int >= 1, got {expected_workers!r}")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
             raise ValueError(f"margin must be a number of seconds >= 0, got {margin!r}")
-        self._url = url
-        self.where = _where(url)
+        self._url = secret
+        self.where = where
         self.name = name
         self.expected_workers = expected_workers
         self.timeout = _positive(timeout, "timeout")
@@ -260,7 +306,14 @@ class RedisRateLimit:
         return f"key-{digest[:24]}"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.where}, name={self.name!r}, state={self._state!r})"
+        try:
+            where, name, state = self.where, self.name, self._state
+        except AttributeError:  # half-built: its constructor raised
+            return f"{type(self).__name__}(<not set up>)"
+        return f"{type(self).__name__}({where}, name={name!r}, state={state!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a RedisRateLimit cannot be pickled: its URL may hold a password")
 
     # -- what the limiter sees --------------------------------------------------------------
 
@@ -339,25 +392,34 @@ class RedisRateLimit:
         async with self._starting:
             if self._client is not None:
                 return
-            client = aioredis.Redis.from_url(
-                self._url,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.connect_timeout,
-                retry=Retry(NoBackoff(), 0),
-                decode_responses=False,
-            )
+            client: aioredis.Redis | None = None
+            with contextlib.suppress(ValueError):  # its text would quote the URL
+                client = aioredis.Redis.from_url(
+                    self._url.reveal(),
+                    socket_timeout=self.timeout,
+                    socket_connect_timeout=self.connect_timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    decode_responses=False,
+                )
+            if client is None:
+                raise ValueError(f"not a Redis URL ({self.where}): {_URL_HINT}")
+            failure: str | None = None
             try:
                 async with asyncio.timeout(self.connect_timeout + self.timeout):
                     await client.ping()
             except _ERRORS as exc:
+                failure = type(exc).__name__
+            if failure is not None:
+                # Raised outside the handler: no chained exception keeps redis-py's, whose
+                # frames hold the password.
                 await client.aclose()
                 raise RedisUnavailableError(
                     f"shared rate limit {self.name!r}: Redis at {self.where} cannot be reached "
-                    f"({type(exc).__name__})"
-                ) from None
-            scheme = URL(self._url).scheme
+                    f"({failure})"
+                )
             self._storage = RedisStorage(
-                f"async+redis+{self._url}" if scheme == "unix" else f"async+{self._url}",
+                # The connections are the pool's: the storage gets a URL without credentials.
+                "async+redis://localhost:6379",
                 implementation="redispy",
                 key_prefix="flinkey",
                 # limits types its options as scalars; redis-py takes the pool as is

@@ -152,6 +152,9 @@ class ASGIWebhookReceiver(ReceiverCore):
                 length = _content_length(headers)
                 client = scope.get("client")
                 remote = f"{client[0]}" if client else None
+                # What is needed is taken: while the request is served, no local of this
+                # frame holds the headers (the Secret header among them) or the scope.
+                del scope, headers, client
                 await self._serve(route_kind, problem, length, remote, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)

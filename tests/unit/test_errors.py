@@ -171,3 +171,23 @@ def test_decode_error_shows_short_excerpt() -> None:
     err = errors.DecodeError("bad", body=b"a" * 1000)
     assert err.excerpt is not None and len(err.excerpt) == 201
     assert "aaaa" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"a" * 200, "a" * 200),
+        (b"a" * 201, "a" * 200 + "…"),
+        (b"a" * 800 + b"b", "a" * 200 + "…"),
+        ("ö".encode() * 200, "ö" * 200),
+        ("ö".encode() * 201, "ö" * 200 + "…"),
+        ("😀".encode() * 200, "😀" * 200),  # 800 bytes: all of them are read
+        ("😀".encode() * 200 + b"x", "😀" * 200 + "…"),
+        (b"\xff" * 300, "\ufffd" * 200 + "…"),
+    ],
+)
+def test_an_excerpt_is_the_start_of_the_body_whatever_its_encoding(
+    body: bytes, expected: str
+) -> None:
+    assert errors.excerpt(body) == expected
+    assert errors.excerpt(body.decode("utf-8", "replace")) == expected
