@@ -153,7 +153,8 @@ async def _serve(
         from aiohttp import web
 
         from ..errors import RedisUnavailableError
-        from ..shared.confirmations import URL_HINT, RedisWebhookBus
+        from ..shared._urls import URL_HINT
+        from ..shared.confirmations import RedisWebhookBus
         from ..webhooks.receiver import WEBHOOK_RECEIVER_KEY, webhook_app
         from ..webhooks.server import start_webhook_server
     except ModuleNotFoundError as exc:

@@ -73,13 +73,13 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from yarl import URL
 
 from ..auth import Secret
 from ..errors import OperationTimeoutError, RedisUnavailableError, WebhookPayloadError
 from ..operations import OperationOutcome, PendingOperation
 from ..webhooks.events import DEFAULT_MAX_BYTES, KINDS, AssignmentEvent, EventHandler, parse_body
 from ..webhooks.tracker import OperationTracker
+from ._urls import URL_HINT, misplaced_at, server_of
 
 __all__ = [
     "DEFAULT_DEDUPE_TTL",
@@ -131,46 +131,6 @@ _T = TypeVar("_T")
 #: One entry read from the stream: its id, and its event (``None`` when it is not one: an
 #: entry of another format or a body that no longer parses; skipped, with a warning).
 StreamEntry = tuple[str, AssignmentEvent | None]
-
-
-#: What a malformed Redis URL's error says instead of quoting it, or the parser's text.
-URL_HINT: Final = (
-    "use redis://[[username]:password@]host[:port][/db], rediss:// for TLS or "
-    "unix:///path, with a '/', '?', '#', '@' or '%' in the password percent-encoded "
-    "(%2F, %3F, %23, %40, %25)"
-)
-
-
-def _misplaced_at(url: str) -> bool:
-    """Whether an ``@`` follows the authority (in the path, a query parameter's name or the
-    fragment): a password holding an unencoded ``/``, ``?`` or ``#``, whose first part the
-    parsers would take for a host, a port or a path."""
-    scheme, _, rest = url.partition("://")
-    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
-    path_query, _, fragment = rest[end:].partition("#")
-    path, _, query = path_query.partition("?")
-    names = (part.partition("=")[0] for part in query.split("&"))
-    return (
-        "@" in fragment
-        or ("@" in path and scheme.lower() != "unix")
-        or any("@" in name for name in names)
-    )
-
-
-def _where(url: str) -> str:
-    """The server of a Redis URL for messages: host, port and database, never a password
-    (nor a part of one: a URL whose password holds an unencoded ``/``, ``?`` or ``#`` is
-    named by none of its parts)."""
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "redis (unparsable URL)"
-    if _misplaced_at(url):
-        return "redis (unparsable URL)"
-    if parsed.scheme == "unix":
-        return f"unix:{parsed.path}"
-    db = parsed.path.strip("/") or parsed.query.get("db", "0")
-    return f"{parsed.host or 'localhost'}:{parsed.port or 6379}/{db}"
 
 
 def _text(value: Any) -> str:
@@ -288,9 +248,9 @@ class RedisWebhookBus:
         if not secret:
             raise TypeError("url must be a non-empty Redis URL string")
         _check_bus_options(prefix, retention, max_len, dedupe_ttl, timeout)
-        where = _where(secret.reveal())
+        where = server_of(secret.reveal())
         client: aioredis.Redis | None = None
-        if not _misplaced_at(secret.reveal()):
+        if not misplaced_at(secret.reveal()):
             # redis-py's error would quote a part of the URL (a password's, when it holds an
             # unencoded '/', '?' or '#'): it is replaced by a fixed hint.
             with contextlib.suppress(ValueError):

@@ -87,6 +87,7 @@ from yarl import URL
 from ..auth import Secret
 from ..errors import RedisUnavailableError
 from ..limits import Limits, is_burst
+from ._urls import URL_HINT, misplaced_at, server_of
 
 __all__ = ["DEFAULT_PREFIX", "RedisRateLimit", "alone_rate"]
 
@@ -121,51 +122,11 @@ def alone_rate(rate: float, workers: int, margin: float) -> float:
     return share / (_WINDOW + margin)
 
 
-#: What a malformed Redis URL's error says instead of quoting it, or the parser's text.
-_URL_HINT: Final = (
-    "use redis://[[username]:password@]host[:port][/db], rediss:// for TLS or "
-    "unix:///path, with a '/', '?', '#', '@' or '%' in the password percent-encoded "
-    "(%2F, %3F, %23, %40, %25)"
-)
-
-
-def _misplaced_at(url: str) -> bool:
-    """Whether an ``@`` follows the authority (in the path, a query parameter's name or the
-    fragment): a password holding an unencoded ``/``, ``?`` or ``#``, whose first part the
-    parsers would take for a host, a port or a path."""
-    scheme, _, rest = url.partition("://")
-    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
-    path_query, _, fragment = rest[end:].partition("#")
-    path, _, query = path_query.partition("?")
-    names = (part.partition("=")[0] for part in query.split("&"))
-    return (
-        "@" in fragment
-        or ("@" in path and scheme.lower() != "unix")
-        or any("@" in name for name in names)
-    )
-
-
-def _where(url: str) -> str:
-    """The server of a Redis URL for messages: host, port and database, never a password
-    (nor a part of one: a URL whose password holds an unencoded ``/``, ``?`` or ``#`` is
-    named by none of its parts)."""
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "redis (unparsable URL)"
-    if _misplaced_at(url):
-        return "redis (unparsable URL)"
-    if parsed.scheme == "unix":
-        return f"unix:{parsed.path}"
-    db = parsed.path.strip("/") or parsed.query.get("db", "0")
-    return f"{parsed.host or 'localhost'}:{parsed.port or 6379}/{db}"
-
-
 def _scheme(url: str) -> str | None:
     """The scheme of a well-formed Redis URL, else None (the parser's error is not raised:
     its text and its frames' locals show the URL)."""
     with contextlib.suppress(TypeError, ValueError):
-        if not _misplaced_at(url):
+        if not misplaced_at(url):
             return URL(url).scheme
     return None
 
@@ -247,9 +208,9 @@ class RedisRateLimit:
         del url
         if not secret:
             raise TypeError("url must be a non-empty Redis URL string")
-        where = _where(secret.reveal())
+        where = server_of(secret.reveal())
         if _scheme(secret.reveal()) not in ("redis", "rediss", "unix"):
-            raise ValueError(f"not a Redis URL ({where}): {_URL_HINT}")
+            raise ValueError(f"not a Redis URL ({where}): {URL_HINT}")
         for label, text in (("name", name), ("prefix", prefix)):
             if (
                 not isinstance(text, str)
@@ -402,7 +363,7 @@ class RedisRateLimit:
                     decode_responses=False,
                 )
             if client is None:
-                raise ValueError(f"not a Redis URL ({self.where}): {_URL_HINT}")
+                raise ValueError(f"not a Redis URL ({self.where}): {URL_HINT}")
             failure: str | None = None
             try:
                 async with asyncio.timeout(self.connect_timeout + self.timeout):

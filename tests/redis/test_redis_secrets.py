@@ -11,7 +11,6 @@ import os
 import pickle
 import subprocess
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import redis
 from flinkey_async.errors import RedisUnavailableError
 from flinkey_async.shared.confirmations import RedisWebhookBus, SharedTracker
 from flinkey_async.shared.limiter import RedisRateLimit
+from tests.support.leaks import everything
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,36 +29,6 @@ USER = "secrets-test-user"
 PASSWORD = "redis-Rp6-password"
 WRONG = "wrong-Wq2-password"
 NEVER = [PASSWORD, "Rp6", WRONG, "Wq2"]
-
-
-def chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception chained to it, suppressed contexts included (bounded)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo and len(seen) < 50:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
-
-
-def everything(exc: BaseException) -> str:
-    """The text, args and attributes of ``exc`` and of every chained exception, and each one's
-    traceback with its frames' locals, from the SDK's first frame on (the test's own frames
-    hold the URL they passed in). A ``repr`` that raises fails the rendering, as it fails
-    ``capture_locals`` and error trackers."""
-    parts: list[str] = []
-    for index, error in enumerate(chain(exc)):
-        tb = error.__traceback__
-        while index == 0 and tb is not None and "/tests/" in tb.tb_frame.f_code.co_filename:
-            tb = tb.tb_next
-        parts += [repr(error), str(error), repr(error.args), repr(vars(error))]
-        parts += traceback.TracebackException(type(error), error, tb, capture_locals=True).format(
-            chain=False
-        )
-    return "\n".join(parts)
 
 
 def assert_no_password(text: str) -> None:
