@@ -144,17 +144,26 @@ class Assignments(Resource):
         polling then never takes for the new one."""
         car_id, user_id, start, end = request.car_id, request.user_id, request.start, request.end
         key = create_key(self._pipeline.customer_id, car_id, user_id, start, end)
-        return await self._write(
-            "create",
-            "PUT",
-            ("assignments",),
-            unstructure(request),
-            request=request,
-            description=f"create of an assignment (car {car_id}, user {user_id})",
-            create_key=key,
-            baseline=baseline,
-            probe=self._observe_create,
-        )
+        lists = self._car_lists
+        sent = lists.now()  # polling takes no list read that started before this
+        try:
+            op = await self._write(
+                "create",
+                "PUT",
+                ("assignments",),
+                unstructure(request),
+                request=request,
+                description=f"create of an assignment (car {car_id}, user {user_id})",
+                create_key=key,
+                baseline=baseline,
+                probe=self._observe_create,
+            )
+        except FlinkeyError as exc:
+            if isinstance(exc.operation, PendingOperation):
+                lists.sent(exc.operation, sent)
+            raise
+        lists.sent(op, sent)
+        return op
 
     async def update(self, assignment_id: int, patch: JsonPatch) -> PendingOperation:
         """Change an assignment with a :class:`~flinkey_async.JsonPatch`
@@ -598,6 +607,17 @@ class _CarLists:
         self._last_poll: weakref.WeakKeyDictionary[PendingOperation, float] = (
             weakref.WeakKeyDictionary()
         )
+
+    def now(self) -> float:
+        """The clock's time, for :meth:`sent`."""
+        now: float = self._clock()
+        return now
+
+    def sent(self, op: PendingOperation, at: float) -> None:
+        """``op`` was sent at ``at`` (:meth:`now`): its first poll takes no read started
+        before, which cannot show the write (a car read for an earlier create with the same
+        key would show that one's assignment only)."""
+        self._last_poll.setdefault(op, at)
 
     async def for_probe(self, op: PendingOperation, car_id: int) -> list[CarAssignment]:
         """The car's list for one poll of ``op``."""

@@ -32,13 +32,16 @@ class RateLimit:
 
     ``sliding=False`` counts in fixed windows (``[k*window, (k+1)*window)``); ``sliding=True``
     counts the requests of the last ``window`` seconds. A refused request gets 429 with
-    ``Retry-After: N`` (whole seconds until a request would be accepted, at least 1) and is not
-    counted.
+    ``Retry-After: N`` (whole seconds until a request would be accepted, at least 1) and the
+    documented body ("... Try again in N seconds.") and is not counted. flinkey's reference
+    shows the body only: ``retry_after_header=False`` leaves the header out, so that a client
+    must read the wait from the message.
     """
 
     requests: int = attrs.field(validator=attrs.validators.ge(1))
     window: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     sliding: bool = False
+    retry_after_header: bool = True
 
 
 class RateLimiter:

@@ -115,7 +115,7 @@ class Gate:
                 if limiter is not None:
                     wait = limiter.check(api_key)
                     if wait is not None:
-                        return rate_limited(wait)
+                        return rate_limited(wait, header=limiter.limit.retry_after_header)
                 if token and not self._token_valid(headers.get(AUTHORIZATION_HEADER)):
                     return json_response(INVALID_TOKEN_BODY, 401)
                 customer_id = 0

@@ -2,8 +2,9 @@
 
 Each payload the sandbox produces (an applied write, an unsolicited delete of an uninstall) is
 appended to :attr:`Sandbox.outcomes` and, when a webhook URL is set, queued for delivery. One
-worker POSTs the payloads in order, with ``Content-Type: application/json`` and, when a secret
-is set, the ``Secret`` header; the URL and the secret are read when a payload is sent, so they
+worker POSTs the payloads in order, with ``Content-Type: application/json``,
+``Target-Webhook-Address`` (the URL posted to) and, when a secret is set, the ``Secret``
+header; the URL and the secret are read when a payload is sent, so they
 may be changed at any time. Every attempt is recorded in :attr:`Sandbox.deliveries` as a
 :class:`Delivery`.
 
@@ -32,6 +33,9 @@ import attrs
 
 from .._wire import SECRET_HEADER, dumps
 from .faults import WebhookFault
+
+#: The delivery URL, sent with every webhook (documented on the newer webhook page).
+TARGET_HEADER = "Target-Webhook-Address"
 
 __all__ = ["Delivery", "Outbox", "RecordLog"]
 
@@ -205,7 +209,10 @@ class Outbox:
         delayed: float,
     ) -> None:
         body = dumps(payload)
-        headers = {"Content-Type": "application/json"}
+        # The newer webhook page documents a second header, "a freely selectable address at
+        # which webhook can be received": the delivery's own URL, as flinkey's dispatcher
+        # would send it (receivers treat it as information only).
+        headers = {"Content-Type": "application/json", TARGET_HEADER: url}
         if secret is not None:
             headers[SECRET_HEADER] = secret
         delivery = Delivery(payload, body, url, duplicate=duplicate, delayed=delayed)

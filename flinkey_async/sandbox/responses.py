@@ -85,10 +85,10 @@ def text_response(text: str, status: int) -> web.Response:
     )
 
 
-def rate_limited(seconds: int) -> web.Response:
-    """429 with ``Retry-After: seconds`` and the documented body."""
+def rate_limited(seconds: int, *, header: bool = True) -> web.Response:
+    """429 with the documented body and (``header``) ``Retry-After: seconds``."""
     body = dumps({"status": "429", "message": rate_limit_message(seconds)})
-    return json_response(body, 429, {"Retry-After": str(seconds)})
+    return json_response(body, 429, {"Retry-After": str(seconds)} if header else None)
 
 
 def unsupported_media_type(trace: random.Random) -> web.Response:

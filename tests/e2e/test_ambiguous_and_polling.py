@@ -66,6 +66,23 @@ async def test_polling_an_identical_older_assignment_is_not_taken_for_the_new_on
     assert outcome.assignment_id is not None and outcome.assignment_id != old.id
 
 
+async def test_a_create_polled_after_an_identical_one_is_not_confirmed_by_its_read() -> None:
+    """The first create's last poll read the car's list; the second create (same key) must
+    not be confirmed by that read, made before it was sent: it finds its own assignment."""
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sandbox:
+        async with client(sandbox) as c:
+            first = await c.assignments.create(car_id=101, user_id=1001, start=START)
+            one = await first.wait(5, poll_interval=0.05, max_poll_interval=0.2)
+            second = await c.assignments.create(
+                car_id=101, user_id=1001, start=START, lifetime=2_419_200
+            )
+            two = await second.wait(5, poll_interval=0.05, max_poll_interval=0.2)
+        assert one.assignment_id is not None and two.assignment_id is not None
+        assert two.assignment_id > one.assignment_id
+        made = sandbox.store.get_assignment(two.assignment_id)
+        assert made is not None and made.lifetime == 2_419_200
+
+
 async def test_polling_many_creates_costs_one_list_per_car_and_round() -> None:
     """100 creates over 10 cars, confirmed by polling: at most 2 requests per write."""
     cars = [101 + i for i in range(10)]

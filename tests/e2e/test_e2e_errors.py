@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 
 from flinkey_async import FlinkeyClient, RetryPolicy
@@ -127,6 +128,40 @@ async def test_429_from_rate_limit_is_retried_then_raised_when_too_long(sandbox:
             await c.assignments.get(50001)
     assert info.value.retry_after is not None and 1 <= info.value.retry_after <= 30
     assert info.value.message.startswith("Rate limit is exceeded. Try again in ")
+
+
+async def test_a_429_without_retry_after_is_waited_out_by_its_message(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flinkey's reference shows the 429 body only: the wait then comes from its "Try again
+    in N seconds" (the sleep is recorded, and the limit lifted, instead of slept)."""
+    assert sandbox.url is not None
+    sandbox.rate_limit = RateLimit(requests=1, window=5, sliding=True, retry_after_header=False)
+    async with aiohttp.ClientSession() as http:
+        headers = sandbox.auth_headers(customer_id=1)
+        statuses = []
+        for _ in range(2):
+            async with http.get(f"{sandbox.url}/assignments/50001", headers=headers) as answer:
+                statuses.append(answer.status)
+                assert "Retry-After" not in answer.headers
+                body = await answer.read()
+    assert statuses == [200, 429]
+    assert b"Try again in " in body
+    sandbox.rate_limit = RateLimit(requests=1, window=5, sliding=True, retry_after_header=False)
+    waits: list[float] = []
+
+    async def lift(delay: float, *args: object) -> None:
+        waits.append(delay)
+        sandbox.rate_limit = None
+
+    monkeypatch.setattr("flinkey_async._pipeline._sleep", lift)
+    async with FlinkeyClient(
+        sandbox.config.api_key, 1, token=sandbox.issue_token(), base_url=sandbox.url
+    ) as c:
+        await c.assignments.get(50001)
+        assert (await c.assignments.get(50001)).id == 50001
+        assert c.stats.rate_limited == 1
+    assert len(waits) == 1 and waits[0] in {1.0, 2.0, 3.0, 4.0, 5.0}  # the message's whole seconds
 
 
 async def test_injected_429s_are_retried_transparently(

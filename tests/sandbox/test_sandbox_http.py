@@ -352,6 +352,7 @@ async def test_create_is_applied_later_and_reported_by_webhook(
     delivery = receiver.received[0]
     assert delivery.headers["Secret"] == SECRET
     assert delivery.headers["Content-Type"] == "application/json"
+    assert delivery.headers["Target-Webhook-Address"] == receiver.url
     new_id = max(sb.store.assignments)
     assert delivery.json() == {
         "checksum": md5(body),
