@@ -37,6 +37,7 @@ from ..errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    ValidationError,
 )
 
 __all__ = [
@@ -178,6 +179,28 @@ class OperationState:
 Probe = Callable[["PendingOperation"], Awaitable[tuple["OperationOutcome | None", str]]]
 
 
+def check_wait(
+    timeout: float | None, poll_interval: float = 0.5, max_poll_interval: float = 5.0
+) -> None:
+    """Raise :class:`ValidationError` unless ``timeout`` is ``None`` or a number of seconds
+    (not NaN; zero or less: no waiting) and ``0 < poll_interval <= max_poll_interval``, finite
+    numbers (a NaN deadline would be scheduled in the event loop's timers)."""
+    if timeout is not None and not (_is_seconds(timeout) and timeout == timeout):
+        raise ValidationError("timeout", f"must be a number of seconds or None, got {timeout!r}")
+    for name, value in (("poll_interval", poll_interval), ("max_poll_interval", max_poll_interval)):
+        if not (_is_seconds(value) and 0 < value < float("inf")):
+            raise ValidationError(name, f"must be a finite number of seconds > 0, got {value!r}")
+    if max_poll_interval < poll_interval:
+        raise ValidationError(
+            "max_poll_interval",
+            f"must be at least poll_interval ({poll_interval!r}), got {max_poll_interval!r}",
+        )
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @attrs.frozen(eq=False)
 class PendingOperation:
     """A write flinkey accepted (204) and will apply asynchronously.
@@ -274,6 +297,7 @@ class PendingOperation:
                 for ever). When polling, a rejected write ends this way, since it never
                 becomes visible.
         """
+        check_wait(timeout, poll_interval, max_poll_interval)
         if self._state.done:
             return self.result()
         if self._watcher is not None:
@@ -297,6 +321,7 @@ class PendingOperation:
         watches the operation (what :meth:`wait` does without one; trackers call it when
         their webhooks stopped arriving). ``reason`` is recorded in the outcome's
         ``fallback_reason``. Raises like :meth:`wait` does when polling."""
+        check_wait(timeout, poll_interval, max_poll_interval)
         if self._state.done:
             return self.result()
         outcome = await self._poll(timeout, poll_interval, max_poll_interval)
@@ -357,8 +382,6 @@ class PendingOperation:
                 f"cannot wait for the {self.describe()}: it has no probe to poll with and no "
                 "tracker (operations returned by the resource methods have one or the other)"
             )
-        if interval <= 0 or max_interval < interval:
-            raise ValueError("need 0 < poll_interval <= max_poll_interval")
         last = "no poll completed"
         delay = interval
         rng = random.Random()

@@ -11,7 +11,10 @@ process may receive it:
 * every :class:`SharedTracker` (an ``OperationTracker`` that reads the stream) resolves its
   own process's pending operations from it, with the tracker's correlation unchanged
   (assignment ids, create keys, checksums), and ignores the others' (they are unsolicited
-  events for it)::
+  events for it). Each matches against its own writes only: writes of the same kind to the
+  same target in flight in two processes at once (identical creates, updates of one
+  assignment) may each take the other's event; ``strict_checksum=True`` tells updates with
+  different bodies apart where the checksums agree::
 
     async with SharedTracker.connect("redis://127.0.0.1:6379/0") as tracker:
         add_webhook_routes(app, secret=secret, publisher=tracker.bus)   # in the receivers
@@ -77,6 +80,7 @@ from redis.exceptions import RedisError
 from ..auth import Secret
 from ..errors import OperationTimeoutError, RedisUnavailableError, WebhookPayloadError
 from ..operations import OperationOutcome, PendingOperation
+from ..operations.pending import check_wait
 from ..webhooks.events import DEFAULT_MAX_BYTES, KINDS, AssignmentEvent, EventHandler, parse_body
 from ..webhooks.tracker import OperationTracker
 from ._urls import URL_HINT, misplaced_at, server_of
@@ -718,6 +722,7 @@ class SharedTracker(OperationTracker):
             OperationTimeoutError: neither arrived within ``timeout`` seconds.
             RuntimeError: this tracker is not waiting for ``op``.
         """
+        check_wait(timeout)
         state = op.state
         if state.done or not self.is_pending(op) or not op.can_poll:
             return await super().wait(op, timeout)

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from itertools import count
 from typing import Any, TypeAlias, TypeVar
 
@@ -15,6 +16,7 @@ import attrs
 
 from ..errors import OperationTimeoutError
 from ..operations import OperationOutcome, PendingOperation
+from ..operations.pending import check_wait
 from ._tasks import LRU, Callbacks, Warnings, logger
 from .events import KINDS, AssignmentEvent, EventHandler
 
@@ -41,7 +43,8 @@ class _Orphans:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._events: OrderedDict[int, tuple[float, AssignmentEvent]] = OrderedDict()
+        # token -> (deadline, when it arrived (aware UTC), event)
+        self._events: OrderedDict[int, tuple[float, datetime, AssignmentEvent]] = OrderedDict()
         self._index: dict[object, list[int]] = {}
         self._tokens = count()
 
@@ -49,7 +52,7 @@ class _Orphans:
         return len(self._events)
 
     def __iter__(self) -> Iterator[AssignmentEvent]:
-        return (event for _deadline, event in list(self._events.values()))
+        return (event for _deadline, _arrived, event in list(self._events.values()))
 
     @staticmethod
     def _keys(event: AssignmentEvent) -> list[object]:
@@ -63,27 +66,32 @@ class _Orphans:
 
     def add(self, deadline: float, event: AssignmentEvent) -> None:
         token = next(self._tokens)
-        self._events[token] = (deadline, event)
+        self._events[token] = (deadline, datetime.now(UTC), event)
         for key in self._keys(event):
             self._index.setdefault(key, []).append(token)
         while len(self._events) > self.limit:
             self.remove(next(iter(self._events)))
 
     def remove(self, token: int) -> None:
-        _deadline, event = self._events.pop(token)
+        _deadline, _arrived, event = self._events.pop(token)
         for key in self._keys(event):
             _drop(self._index, key, token)
 
     def expire(self, now: float) -> None:
         while self._events:
-            token, (deadline, _event) = next(iter(self._events.items()))
+            token, (deadline, _arrived, _event) = next(iter(self._events.items()))
             if deadline > now:
                 return
             self.remove(token)
 
-    def find(self, key: object) -> list[tuple[int, AssignmentEvent]]:
-        """The events indexed under ``key``, oldest first."""
-        return [(token, self._events[token][1]) for token in self._index.get(key, ())]
+    def find(self, key: object, since: datetime) -> list[tuple[int, AssignmentEvent]]:
+        """The events indexed under ``key`` that arrived at or after ``since``, oldest first."""
+        found = []
+        for token in self._index.get(key, ()):
+            _deadline, arrived, event = self._events[token]
+            if arrived >= since:
+                found.append((token, event))
+        return found
 
 
 class _Entry:
@@ -156,7 +164,9 @@ class OperationTracker:
     Portal, or the deletes flinkey reports after a Box is uninstalled) resolve nothing; they
     go to ``on_unsolicited`` (sync or async; errors are logged) and to the receiver's handler.
     They are kept for ``orphan_ttl`` seconds (at most ``max_orphans``) in case a matching
-    :meth:`expect` follows; a write expected afterwards resolves at once. At most
+    :meth:`expect` follows, for a write sent before it was expected: that write resolves at
+    once. An event that arrived before a write was sent (``sent_at``) is never taken for its
+    outcome. At most
     ``max_callback_tasks`` async ``on_unsolicited`` calls run at once and at most
     ``max_callback_backlog`` more wait; further calls are dropped (counted in
     :attr:`callbacks_dropped`, with a rate-limited warning).
@@ -371,7 +381,9 @@ class OperationTracker:
             if entry.create_key is not None
             else ("id", op.customer_id, op.assignment_id)
         )
-        for token, event in self._orphans.find(key):
+        # An event that arrived before the write was sent cannot be its outcome (another
+        # client's write of the same assignment, or an uninstall's delete of an identical one).
+        for token, event in self._orphans.find(key, op.sent_at):
             by_id, creates = self._candidates(event)
             if entry in by_id or entry in creates:
                 self._orphans.remove(token)
@@ -393,6 +405,7 @@ class OperationTracker:
             OperationTimeoutError: no matching webhook within ``timeout`` seconds.
             RuntimeError: this tracker is not waiting for ``op``.
         """
+        check_wait(timeout)
         state = op.state
         if not state.done and not self.is_pending(op):
             raise RuntimeError(

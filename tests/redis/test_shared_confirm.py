@@ -122,18 +122,18 @@ async def test_an_event_published_before_the_tracker_started_or_expected_still_r
 ) -> None:
     key = prefix()
     async with RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus:
+        op = update_op(7001)  # sent (its sent_at) before its outcome was published
         await bus.publish(event_of(payload(7001)))
         # the 204 race across processes: published, then the writer's tracker starts
         async with tracker_on(redis_server.url, key, orphan_ttl=30.0) as tracker:
             await tracker.sync()
             assert [e.assignment_id for e in tracker.orphans()] == [7001]
-            op = update_op(7001)
             tracker.expect(op)  # claims the orphan at once
             assert op.done() and (await tracker.wait(op, 1)).confirmed
             # and read while running, before expect
+            late = update_op(7002)
             await bus.publish(event_of(payload(7002, ok=False)))
             await tracker.sync()
-            late = update_op(7002)
             tracker.expect(late)
             with pytest.raises(Exception, match="rejected"):
                 await tracker.wait(late, 1)

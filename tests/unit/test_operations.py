@@ -16,6 +16,7 @@ from flinkey_async.errors import (
     NotFoundError,
     OperationFailedError,
     OperationTimeoutError,
+    ValidationError,
 )
 from flinkey_async.models import Assignment, CarAssignment
 from flinkey_async.operations import PendingOperation, body_checksum
@@ -301,12 +302,35 @@ async def test_polling_survives_a_transient_server_error(server: RecordingServer
 async def test_polling_interval_is_validated(server: RecordingServer) -> None:
     server.on("DELETE", "/assignments/5", no_content)
     server.on("GET", "/assignments/5", lambda _r, _rec: json_response(assignment_json()))
+    nan, inf = float("nan"), float("inf")
     async with client_for(server) as client:
         op = await client.assignments.delete(5)
-        with pytest.raises(ValueError):
-            await op.wait(1, poll_interval=0)
-        with pytest.raises(ValueError):
-            await op.wait(1, poll_interval=1, max_poll_interval=0.5)
+        polled = len(server.requests)
+        for bad in (
+            {"poll_interval": 0},
+            {"poll_interval": 1, "max_poll_interval": 0.5},
+            {"poll_interval": nan},
+            {"max_poll_interval": nan},
+            {"poll_interval": inf, "max_poll_interval": inf},
+            {"poll_interval": True},
+            {"timeout": nan},
+            {"timeout": "5"},
+        ):
+            arguments = {"timeout": 1.0, **bad}
+            with pytest.raises(ValidationError):
+                await op.wait(**arguments)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                await op.poll(**arguments)  # type: ignore[arg-type]
+        assert len(server.requests) == polled  # nothing polled
+    # A NaN deadline would sit in the loop's timers: the trackers refuse it too.
+    tracker = OperationTracker()
+    async with client_for(server, tracker=tracker) as client:
+        op = await client.assignments.delete(5)
+        with pytest.raises(ValidationError, match="timeout"):
+            await op.wait(nan)
+        with pytest.raises(ValidationError, match="timeout"):
+            await tracker.wait(op, nan)
+        assert not op.done()
 
 
 async def test_operation_without_client_or_tracker_cannot_wait() -> None:

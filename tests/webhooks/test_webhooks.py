@@ -319,6 +319,7 @@ def make_op(
     end: datetime | None = None,
     body_bytes: bytes | None = None,
     tracker: OperationTracker | None = None,
+    sent_at: datetime = START,
 ) -> PendingOperation:
     if body_bytes is None:
         body_bytes = f"{kind} {assignment_id} {car_id} {user_id} {start}".encode()
@@ -334,7 +335,7 @@ def make_op(
         assignment_id=assignment_id,
         body=None,
         checksum=body_checksum(body_bytes),
-        sent_at=START,
+        sent_at=sent_at,
         description=description,
         create_key=key,
         watcher=tracker,
@@ -527,6 +528,21 @@ async def test_event_before_expect_resolves_the_later_operation() -> None:
     assert outcome.event is not None and outcome.event.kind == "update"
     # the claimed event is now known as the update's: a repeat is a duplicate
     assert tracker.resolve(parse(short_payload(assignmentId=5001))).duplicate
+
+
+async def test_an_event_that_arrived_before_the_write_was_sent_is_not_its_outcome() -> None:
+    """Another client's update of the assignment, or an uninstall's delete of an identical
+    one, arrived before this write was sent: it cannot report this write."""
+    tracker = OperationTracker()
+    early = parse(short_payload(assignmentId=5002))
+    tracker.resolve(early)
+    twin = event_for(None, assignmentId=23)
+    tracker.resolve(twin)
+    now = datetime.now(UTC)
+    update = make_op("update", assignment_id=5002, tracker=tracker, sent_at=now)
+    create = create_op(tracker, sent_at=now)
+    assert not update.done() and not create.done() and tracker.pending == 2
+    assert list(tracker.orphans()) == [early, twin]
 
 
 async def test_early_create_event_is_claimed_by_key_only() -> None:
