@@ -497,6 +497,12 @@ class Pipeline:
         return view
 
     def _http(self) -> aiohttp.ClientSession:
+        # While the client is closing, the calls already in flight (one that waited for its
+        # token, say) still get the session until aclose() lets it go; new calls are refused
+        # by _call().
+        session = self._root._http_session
+        if session is not None:
+            return session
         if self._closed:
             raise ClientClosedError("this FlinkeyClient is closed")
         root = self._root
@@ -552,10 +558,7 @@ class Pipeline:
         self._closed_flag = True
         if self._root is not self:
             return
-        provider_close = getattr(self.token_provider, "aclose", None)
-        if provider_close is not None:
-            await provider_close()
-        if self._inflight:
+        if self._inflight:  # calls waiting for their token count too
             idle = self._idle = self._idle or asyncio.Event()
             try:
                 async with asyncio.timeout(timeout):
@@ -564,6 +567,11 @@ class Pipeline:
                 logger.warning(
                     "closing the client with %d requests still in flight", self._inflight
                 )
+        # Then a token fetch still running (past the timeout) is cancelled: its waiters get
+        # ClientClosedError (see _token).
+        provider_close = getattr(self.token_provider, "aclose", None)
+        if provider_close is not None:
+            await provider_close()
         session, self._http_session = self._http_session, None
         if self._watches is not None:
             self._watches.close()
@@ -689,6 +697,11 @@ class Pipeline:
         try:
             async with asyncio.timeout_at(deadline_at):
                 return self._remember(await provider.token())
+        except asyncio.CancelledError:
+            # The fetch was cancelled by the client's closing, not this call's task.
+            task = asyncio.current_task()
+            if not self._closed or task is None or task.cancelling():
+                raise
         except TimeoutError as exc:
             if isinstance(exc, RequestTimeoutError):
                 raise
@@ -696,6 +709,10 @@ class Pipeline:
                 f"{method} {_path_text(segments)}: no access token within the client's deadline of "
                 f"{self.deadline} s"
             ) from None
+        raise ClientClosedError(
+            f"{method} {_path_text(segments)}: the client was closed while the call waited for "
+            "its access token"
+        )
 
     def _remember(self, token: str) -> Secret:
         """``token`` as the root's last seen token (a :class:`Secret`) with its

@@ -157,9 +157,16 @@ class Runner:
                 "client there"
             )
         finished = threading.Event()
+        abandoned = threading.Event()
+        running: list[asyncio.Task[Any]] = []
 
         async def run() -> Any:
             try:
+                if abandoned.is_set():  # interrupted before the loop took the call
+                    raise asyncio.CancelledError
+                task = asyncio.current_task()
+                if task is not None:
+                    running.append(task)
                 result = fn()
                 return await result if awaited else result
             finally:
@@ -169,6 +176,15 @@ class Runner:
             future = self.portal.start_task_soon(run)
         except RuntimeError:  # the portal stopped since the check above
             raise ClientClosedError(_CLOSED) from None
+        except BaseException:
+            # KeyboardInterrupt while the loop had not taken the call yet (it was busy): the
+            # call must not start later, unseen (a write sent after the caller was told it
+            # was interrupted); one that has just started is cancelled like any other.
+            abandoned.set()
+            for task in running:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            finished.wait(_CANCEL_GRACE)
+            raise
         try:
             while not concurrent.futures.wait((future,), timeout=_WAKE_INTERVAL).done:
                 pass

@@ -306,6 +306,36 @@ def test_keyboard_interrupt_cancels_the_call_in_the_loop(served: Served) -> None
         made.close()
 
 
+@pytest.mark.usefixtures("ctrl_c")
+def test_an_interrupted_write_the_busy_loop_had_not_taken_is_never_sent(
+    served: Served,
+) -> None:
+    """Ctrl-C while the client's loop is busy (a slow callback holds it) and has not taken
+    the create yet: the create must not go out later, after the caller was interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    made = served.client()
+    made.assignments.get(50001)  # token fetched, connection open
+    before = served.sandbox.request_counts["PUT /assignments"]
+
+    async def hold_the_loop() -> None:
+        time.sleep(1.0)  # noqa: ASYNC251 - blocks the client's loop, as a slow callback would
+
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    try:
+        made.portal.start_task_soon(hold_the_loop)
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            made.assignments.create(car_id=103, user_id=1001, start=START)
+        made.customers.list()  # the loop runs again, and the client is usable
+        assert served.sandbox.request_counts["PUT /assignments"] == before
+    finally:
+        timer.cancel()
+        made.close()
+
+
 def test_a_client_dropped_unclosed_warns_and_is_closed(served: Served) -> None:
     made = served.client()
     made.customers.list()

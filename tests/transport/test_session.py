@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from flinkey_async import FlinkeyClient, RetryPolicy
 from flinkey_async.auth import PasswordGrant, StaticToken, parse_token_response
 from flinkey_async.errors import (
+    ClientClosedError,
     DecodeError,
     InvalidApiKeyError,
     InvalidTokenError,
@@ -378,3 +379,30 @@ async def test_no_secret_in_traceback_locals(server: RecordingServer, fail_on: s
     assert "RedactedHeaders" in rendered or "Secret(" in rendered
     for secret in (API_KEY, PASSWORD, secret_token):
         assert secret not in rendered
+
+
+async def test_closing_lets_a_call_waiting_for_its_token_finish(server: RecordingServer) -> None:
+    """A call in flight gets the close's ``timeout`` to finish, also while it waits for its
+    token; past the timeout it ends with ClientClosedError, never a bare CancelledError."""
+
+    async def slow_token(_: web.Request, __: Recorded) -> web.Response:
+        await asyncio.sleep(0.4)
+        return token_response("tok-slow")
+
+    server.on("POST", "/oauth2/token", slow_token)
+    server.on("GET", "/assignments/1", ok)
+    client = grant_client(server)
+    call = asyncio.ensure_future(client.assignments.get(1))
+    await asyncio.sleep(0.1)  # the call waits for its token now
+    await client.aclose(timeout=5)
+    assert (await call).id == 1
+    assert [r.path for r in server.requests] == ["/v3/oauth2/token", "/v3/assignments/1"]
+
+    server.requests.clear()
+    client = grant_client(server)
+    call = asyncio.ensure_future(client.assignments.get(1))
+    await asyncio.sleep(0.1)
+    await client.aclose(timeout=0.05)  # shorter than the token fetch: it is cancelled
+    with pytest.raises(ClientClosedError, match="waited for its access token"):
+        await call
+    assert [r.path for r in server.requests] == ["/v3/oauth2/token"]
