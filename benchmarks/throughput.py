@@ -285,9 +285,17 @@ def main() -> None:
         port, rounds, requests = (int(arg) for arg in sys.argv[2:5])
         print(json.dumps(asyncio.run(measure(port, rounds, requests))))
         return
-    processes = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    requests = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
+    usage = "usage: python benchmarks/throughput.py [processes] [rounds] [requests]"
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(f"{usage}\n\n{__doc__}")
+        return
+    try:
+        processes, rounds, requests = (
+            int(sys.argv[i]) if len(sys.argv) > i else default
+            for i, default in ((1, 5), (2, 5), (3, 4096))
+        )
+    except ValueError:
+        sys.exit(f"{usage} (whole numbers)")
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
     )

@@ -342,7 +342,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         result: Any = command.main(args=args, prog_name="flinkey", standalone_mode=False)
     except CliError as exc:
         _trace(exc)
-        _say(f"flinkey: {exc.message}")
+        if exc.code is ExitCode.USAGE:  # as Click's own usage errors: the command, its --help
+            path = exc.command_path or "flinkey"
+            _say(f"{path}: {exc.message} (see {path} --help)")
+        else:
+            _say(f"flinkey: {exc.message}")
         return int(exc.code)
     except _UsageError as exc:
         ctx = getattr(exc, "ctx", None)

@@ -172,12 +172,17 @@ class ConnectionOptions:
 
 
 def _setting(options: ConnectionOptions, name: str) -> tuple[str | None, str]:
-    """(value, where it came from) of one setting; empty values count as unset."""
+    """(value, where it came from) of one setting; an empty variable counts as unset, an
+    empty option is a usage error (it must never silently mean the default)."""
     given = getattr(options, name)
     flag = "--" + name.replace("_", "-")
-    if given is not None:
-        return (given if given.strip() else None), flag
     variable = ENVIRONMENT[name]
+    if given is not None:
+        if not given.strip():
+            raise usage_error(
+                f"{flag} is empty: give a value, or leave the option out to use {variable}"
+            )
+        return given, flag
     value = os.environ.get(variable)
     return (value if value and value.strip() else None), variable
 
@@ -271,7 +276,13 @@ def _client(options: ConnectionOptions, *, customer_scoped: bool) -> Connected:
                 f"{password_source})"
             )
     except ValidationError as exc:
-        source = key_source if exc.argument == "api_key" else exc.argument
+        sources = {
+            "api_key": key_source,
+            "token": token_source,
+            "username": user_source,
+            "password": password_source,
+        }
+        source = sources.get(exc.argument, exc.argument)  # the option or the variable
         raise config_error(f"{source}: {exc.message}") from None
     except (TypeError, ValueError) as exc:
         raise config_error(str(exc)) from None

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 from collections.abc import Mapping
 
+import typer
 from yarl import URL
 
 from ..errors import (
@@ -57,6 +59,18 @@ class CliError(Exception):
         super().__init__(message)
         self.code = code
         self.message = " ".join(message.split())  # one line, whatever the source wrote
+        #: The command a usage error belongs to (``flinkey assignments create``), for its
+        #: ``(see ... --help)``: the command being parsed or run when it was raised.
+        self.command_path: str | None = _command_path() if code is ExitCode.USAGE else None
+
+
+def _command_path() -> str | None:
+    """The path of the command whose parameters are parsed or whose callback runs now."""
+    globals_module = sys.modules.get(typer.BadParameter.__module__.rpartition(".")[0] + ".globals")
+    get_current_context = getattr(globals_module, "get_current_context", None)
+    ctx = get_current_context(silent=True) if get_current_context is not None else None
+    path = getattr(ctx, "command_path", None)
+    return path if isinstance(path, str) and path else None
 
 
 def usage_error(message: str) -> CliError:

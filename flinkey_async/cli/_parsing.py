@@ -4,6 +4,7 @@ with a message that says what to type instead."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,17 @@ DATETIME_HELP = "ISO 8601 with a zone, e.g. 2026-03-01T08:00:00Z or 2026-03-01T0
 _DIRECTIONS = {"asc": False, "desc": True}
 
 
+def _with_utc(text: str) -> str:
+    """``text`` (a datetime without a zone) in UTC, as a value that is accepted: ``Z``
+    appended, or for a date alone (which takes no zone) its midnight."""
+    suggestion = text.strip() + "Z"
+    try:
+        datetime.fromisoformat(suggestion)
+    except ValueError:
+        return datetime.fromisoformat(text.strip()).isoformat() + "Z"
+    return suggestion
+
+
 def _datetime(text: str) -> datetime:
     """An aware datetime, or ``ValueError`` saying what is wrong."""
     if not text.strip():
@@ -38,7 +50,7 @@ def _datetime(text: str) -> datetime:
         raise ValueError(f"{text!r} is not a datetime: {DATETIME_HELP}") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(
-            f"{text!r} has no timezone: add Z (UTC) or an offset, e.g. {text.strip()}Z"
+            f"{text!r} has no timezone: add Z (UTC) or an offset, e.g. {_with_utc(text)}"
         )
     return value
 
@@ -134,6 +146,8 @@ def seconds_range(text: str) -> tuple[float, float]:
         pair = (float(low), float(high or low))
     except ValueError:
         raise typer.BadParameter(f"expected LOW,HIGH seconds, got {text!r}") from None
+    if not all(math.isfinite(v) for v in pair):
+        raise typer.BadParameter(f"expected finite LOW,HIGH seconds, got {text!r}")
     if pair[0] < 0 or pair[1] < pair[0]:
         raise typer.BadParameter(f"expected 0 <= LOW <= HIGH, got {text!r}")
     return pair

@@ -79,7 +79,7 @@ def read_desired(path: Path) -> list[DesiredAssignment]:
     """The desired assignments of a JSON, JSON-lines or CSV file; a usage error (with the
     item's position) for anything malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (spreadsheet exports) dropped
     except (OSError, UnicodeDecodeError) as exc:
         raise usage_error(f"cannot read {str(path)!r}: {exc}") from None
     suffix = path.suffix.lower()

@@ -77,7 +77,7 @@ from ._connection import (
     connection_parameters,
     enable_debug,
 )
-from ._errors import CliError, ExitCode, config_error, from_sdk_error
+from ._errors import CliError, ExitCode, config_error, from_sdk_error, usage_error
 from ._output import (
     OutputFormat,
     emit,
@@ -496,6 +496,7 @@ def _query_parameters(pager: str | None) -> list[inspect.Parameter]:
                 "--top",
                 metavar="N",
                 min=0,
+                max=MAX_ID,
                 help="at most N items ($top" + ("; with --all: in total)" if pager else ")"),
                 rich_help_panel=_QUERY_PANEL,
             ),
@@ -508,6 +509,7 @@ def _query_parameters(pager: str | None) -> list[inspect.Parameter]:
                 "--skip",
                 metavar="N",
                 min=0,
+                max=MAX_ID,
                 help="leave out the first N items ($skip)",
                 rich_help_panel=_QUERY_PANEL,
             ),
@@ -535,6 +537,7 @@ def _query_parameters(pager: str | None) -> list[inspect.Parameter]:
                     "--page-size",
                     metavar="N",
                     min=1,
+                    max=MAX_ID,
                     help="items per page with --all",
                     rich_help_panel=_QUERY_PANEL,
                 ),
@@ -767,6 +770,11 @@ def _secret_values(plan: _Plan, values: dict[str, Any], sandbox_config: Any) -> 
     for name in plan.secrets:
         given = values.get(name)
         variable = secret_variable(name)
+        if given is not None and not given.strip():
+            raise usage_error(
+                f"{plan.flags[name]} is empty: give a value, or leave the option out to use "
+                f"{variable}"
+            )
         value = given if given else os.environ.get(variable)
         if sandbox_config is not None:
             value = getattr(sandbox_config, name, value)

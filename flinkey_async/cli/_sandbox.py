@@ -70,6 +70,11 @@ def _config(options: SandboxOptions) -> Any:
     sb = _import_sandbox()
     if options.fixture is not None and options.empty:
         raise usage_error("--fixture and --empty exclude each other")
+    if not options.host.strip():
+        raise usage_error(
+            "--host is empty: give the interface to listen on, e.g. 127.0.0.1 (this machine "
+            "only) or 0.0.0.0 (every interface)"
+        )
     route = sb.RouteFaults(
         rate_limit=options.fault_429,
         server_error=options.fault_500,

@@ -35,6 +35,7 @@ as dropped).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -68,8 +69,11 @@ def _seconds_range(
     value: tuple[float, float],
 ) -> None:
     low, high = value
-    if not 0.0 <= low <= high:
-        raise ValueError(f"{attribute.name} must be (low, high) with 0 <= low <= high")
+    if not (math.isfinite(low) and math.isfinite(high) and 0.0 <= low <= high):
+        raise ValueError(
+            f"{attribute.name} must be finite (low, high) seconds with 0 <= low <= high, "
+            f"got {value!r}"
+        )
 
 
 @attrs.frozen

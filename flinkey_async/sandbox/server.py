@@ -41,6 +41,9 @@ from .writes.queue import WriteQueue
 
 __all__ = ["SANDBOX_KEY", "Sandbox", "make_app", "sandbox_of", "serve"]
 
+#: Seconds :meth:`Sandbox.stop` lets requests in flight finish (aiohttp's default: 60).
+_SHUTDOWN_TIMEOUT = 2.0
+
 
 class Sandbox:
     """A flinkey API v3 emulator with its data, tokens, write queue and webhook sender.
@@ -208,7 +211,12 @@ class Sandbox:
         """Serve on ``host:port`` (0: a free port); returns the base URL (also :attr:`url`)."""
         if self._runner is not None:
             raise RuntimeError("the sandbox is already started")
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
@@ -223,7 +231,8 @@ class Sandbox:
         return self.url
 
     async def stop(self) -> None:
-        """Stop serving (pending writes and deliveries are abandoned; see :meth:`drain`)."""
+        """Stop serving (pending writes and deliveries are abandoned; see :meth:`drain`);
+        requests in flight get 2 seconds to be answered, then are cancelled."""
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
