@@ -65,6 +65,9 @@ class Assignments(Resource):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._car_lists = _CarLists(self.list_for_car)
+        # When this client sent a delete of each assignment id (the latest, bounded): polling
+        # an earlier update of it cannot tell its outcome from that delete's 404.
+        self._deletes_sent: dict[int, datetime] = {}
 
     async def get(self, assignment_id: int, *, query: Query | None = None) -> Assignment:
         """One assignment (``GET /assignments/{assignmentId}``).
@@ -198,6 +201,11 @@ class Assignments(Resource):
 
     async def _delete(self, assignment_id: int) -> PendingOperation:
         """Send a delete of an assignment known to exist (just read, or the tracker decides)."""
+        sent = self._deletes_sent
+        sent.pop(assignment_id, None)
+        sent[assignment_id] = datetime.now(UTC)
+        if len(sent) > 10_000:  # bounded: forget the oldest
+            del sent[next(iter(sent))]
         return await self._write(
             "delete",
             "DELETE",
@@ -560,6 +568,13 @@ class Assignments(Resource):
         try:
             current = await self.get(op.assignment_id)
         except NotFoundError:
+            deleted = self._deletes_sent.get(op.assignment_id)
+            if deleted is not None and deleted >= op.sent_at:
+                # Gone by this client's own later delete: the 404 says nothing of the update.
+                return None, (
+                    f"assignment {op.assignment_id} was deleted by a later delete of this "
+                    "client, so polling cannot tell whether the update was applied before"
+                )
             op.fail(
                 f"assignment {op.assignment_id} does not exist "
                 "(GET /assignments/{id} answered 404 while polling)"

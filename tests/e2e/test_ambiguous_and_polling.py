@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flinkey_async import FlinkeyClient, RetryPolicy
-from flinkey_async.errors import OutcomeUnknownError, ServerError
+from flinkey_async import FlinkeyClient, JsonPatch, RetryPolicy
+from flinkey_async.errors import (
+    OperationFailedError,
+    OperationTimeoutError,
+    OutcomeUnknownError,
+    ServerError,
+)
 from flinkey_async.models import NewAssignment
 from flinkey_async.sandbox import FaultConfig, RouteFaults, Sandbox, SandboxConfig
 
@@ -81,6 +86,30 @@ async def test_a_create_polled_after_an_identical_one_is_not_confirmed_by_its_re
         assert two.assignment_id > one.assignment_id
         made = sandbox.store.get_assignment(two.assignment_id)
         assert made is not None and made.lifetime == 2_419_200
+
+
+async def test_an_update_followed_by_this_clients_delete_is_not_reported_failed() -> None:
+    """Both are applied; polling the update then sees the delete's 404, which says nothing
+    of the update: it is not reported failed (it stays unobserved and times out)."""
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sandbox:
+        made = sandbox.store.add_assignment(101, 1001, START)
+        async with client(sandbox) as c:
+            update = await c.assignments.update(
+                made.id, JsonPatch().replace("/lifetime", 1_209_600)
+            )
+            delete = await c.assignments.delete(made.id)
+            assert (await delete.wait(5, poll_interval=0.05, max_poll_interval=0.2)).assignment_id
+            with pytest.raises(OperationTimeoutError, match="later delete of this client"):
+                await update.wait(0.5, poll_interval=0.05, max_poll_interval=0.1)
+        applied = [o for o in sandbox.outcomes if o["assignmentId"] == made.id]
+        assert [o["operationSucceeded"] for o in applied] == [True, True]
+
+
+async def test_an_update_of_an_assignment_that_does_not_exist_still_fails_by_polling() -> None:
+    async with Sandbox(SandboxConfig(write_delay=0.01)) as sandbox, client(sandbox) as c:
+        update = await c.assignments.update(1_999_999, JsonPatch().replace("/lifetime", 1_209_600))
+        with pytest.raises(OperationFailedError, match="does not exist"):
+            await update.wait(5, poll_interval=0.05, max_poll_interval=0.2)
 
 
 async def test_polling_many_creates_costs_one_list_per_car_and_round() -> None:
