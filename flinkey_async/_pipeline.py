@@ -58,6 +58,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._converter import decode, loads
+from ._validate import check_seconds
 from ._version import __version__
 from ._wire import API_KEY_HEADER, AUTHORIZATION_HEADER, CUSTOMER_ID_HEADER, dumps
 from .auth import Secret, TokenProvider, TokenResponse, parse_token_response
@@ -317,25 +318,14 @@ def _checked_timeout(timeout: object) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
         for field in ("total", "connect", "sock_read", "sock_connect", "ceil_threshold"):
             value = getattr(timeout, field)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value != value
-            ):
-                raise ValidationError(
-                    "timeout", f"{field} must be a number of seconds or None, got {value!r}"
-                )
+            check_seconds(value, f"timeout.{field}", low="any", finite=False, optional=True)
         return timeout
     if not isinstance(timeout, int | float):
         raise TypeError(
             "timeout must be an aiohttp.ClientTimeout or a number of seconds, "
             f"got {type(timeout).__name__}"
         )
-    if isinstance(timeout, bool) or not 0 < timeout < float("inf"):  # also NaN
-        raise ValidationError(
-            "timeout",
-            f"must be a positive, finite number of seconds, got {timeout!r} (for no total "
-            "limit, pass aiohttp.ClientTimeout(total=None))",
-        )
-    return aiohttp.ClientTimeout(total=float(timeout))
+    return aiohttp.ClientTimeout(total=float(check_seconds(timeout, "timeout", low=">0")))
 
 
 def _checked_proxy(proxy: object) -> URL | None:
@@ -389,10 +379,9 @@ class Pipeline:
             raise ValidationError(
                 "connection_limit", f"must be an int >= 0 (0: no limit), got {connection_limit!r}"
             )
-        if deadline is not None and not isinstance(deadline, int | float):
-            raise TypeError(
-                f"deadline must be a number of seconds or None, got {type(deadline).__name__}"
-            )
+        check_seconds(
+            deadline, "deadline", low=">0", finite=False, optional=True, wrong_type=TypeError
+        )
         proxy_url = _checked_proxy(proxy)
         self._api_key = api_key
         self.customer_id = customer_id
@@ -410,8 +399,6 @@ class Pipeline:
         self.base_url = base
         self._base_text = str(base).rstrip("/")
         self._urls: dict[tuple[Any, str | None], URL] = {}  # shared with the views: same base
-        if deadline is not None and (isinstance(deadline, bool) or not deadline > 0):
-            raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
         if type(max_response_bytes) is not int or max_response_bytes < 1:
             raise ValueError(
                 f"max_response_bytes must be a positive int, got {max_response_bytes!r}"

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import copy
 import hmac
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +26,7 @@ from typing import Any, NoReturn, Protocol
 
 import attrs
 
+from ._validate import check_seconds
 from .errors import DecodeError, ValidationError
 
 __all__ = [
@@ -294,12 +294,7 @@ class PasswordGrant:
             ("failure_backoff", failure_backoff),
             ("max_failure_backoff", max_failure_backoff),
         ):
-            if not isinstance(value, int | float):
-                raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-            if isinstance(value, bool) or not 0 <= value < math.inf:  # also NaN
-                raise ValidationError(
-                    name, f"must be a finite number of seconds >= 0, got {value!r}"
-                )
+            check_seconds(value, name, wrong_type=TypeError)
         if not callable(fetch) or not callable(clock):
             culprit, value = ("fetch", fetch) if not callable(fetch) else ("clock", clock)
             raise TypeError(f"{culprit} must be callable, got {type(value).__name__}")

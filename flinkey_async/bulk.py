@@ -44,12 +44,12 @@ cancellation propagates.
 from __future__ import annotations
 
 import asyncio
-import numbers
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
+from ._validate import check_seconds
 from .errors import (
     DecodeError,
     FlinkeyApiError,
@@ -197,24 +197,13 @@ def _check_arguments(
 ) -> None:
     if type(concurrency) is not int or concurrency < 1:
         raise ValidationError("concurrency", f"must be an int >= 1, got {concurrency!r}")
-    if timeout is not None and not (_is_number(timeout) and timeout >= 0):
-        raise ValidationError(
-            "timeout", f"must be a number of seconds >= 0, or None, got {timeout!r}"
-        )
-    if not (_is_number(poll_interval) and 0 < poll_interval < float("inf")):
-        raise ValidationError(
-            "poll_interval", f"must be a number of seconds > 0, got {poll_interval!r}"
-        )
+    check_seconds(timeout, "timeout", finite=False, optional=True)
+    check_seconds(poll_interval, "poll_interval", low=">0")
     if not callable(send):
         raise ValidationError("send", f"must be callable, got {type(send).__name__}")
     for name, value in (("on_progress", on_progress), ("on_item", on_item), ("check", check)):
         if value is not None and not callable(value):
             raise ValidationError(name, f"must be callable or None, got {type(value).__name__}")
-
-
-def _is_number(value: Any) -> bool:
-    """A real number (not a bool, not NaN)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
 
 
 def _reason(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Literal, NoReturn, Protocol
 
 import attrs
 
+from .._validate import check_seconds
 from ..errors import (
     OperationFailedError,
     OperationTimeoutError,
@@ -185,20 +186,14 @@ def check_wait(
     """Raise :class:`ValidationError` unless ``timeout`` is ``None`` or a number of seconds
     (not NaN; zero or less: no waiting) and ``0 < poll_interval <= max_poll_interval``, finite
     numbers (a NaN deadline would be scheduled in the event loop's timers)."""
-    if timeout is not None and not (_is_seconds(timeout) and timeout == timeout):
-        raise ValidationError("timeout", f"must be a number of seconds or None, got {timeout!r}")
-    for name, value in (("poll_interval", poll_interval), ("max_poll_interval", max_poll_interval)):
-        if not (_is_seconds(value) and 0 < value < float("inf")):
-            raise ValidationError(name, f"must be a finite number of seconds > 0, got {value!r}")
+    check_seconds(timeout, "timeout", low="any", finite=False, optional=True)
+    check_seconds(poll_interval, "poll_interval", low=">0")
+    check_seconds(max_poll_interval, "max_poll_interval", low=">0")
     if max_poll_interval < poll_interval:
         raise ValidationError(
             "max_poll_interval",
             f"must be at least poll_interval ({poll_interval!r}), got {max_poll_interval!r}",
         )
-
-
-def _is_seconds(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @attrs.frozen(eq=False)
