@@ -19,15 +19,18 @@ import asyncio
 import contextlib
 import copy
 import hmac
+import html
+import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NoReturn, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NoReturn, Protocol, TypeVar
+from urllib.parse import quote, quote_plus
 
 import attrs
 
 from ._validate import check_seconds
-from .errors import DecodeError, ValidationError
+from .errors import DecodeError, FlinkeyApiError, ValidationError
 
 __all__ = [
     "MAX_TOKEN_LIFETIME",
@@ -378,3 +381,54 @@ class PasswordGrant:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a PasswordGrant cannot be pickled: it holds a password")
+
+
+# -- masking what a server echoes ----------------------------------------------------------
+
+_E = TypeVar("_E", bound=FlinkeyApiError)
+_PERCENT = re.compile("%[0-9A-F]{2}")
+
+
+def _secret_forms(value: str) -> list[str]:
+    """The ways a server echoing a request may show ``value``: as it is, percent-encoded as
+    in a path, a query or a form (once or twice, either case of hex digit), JSON- (also with
+    ``\\/``), repr- and HTML-escaped; longest first."""
+    encoded = {quote(value, safe=""), quote(value), quote_plus(value)}
+    encoded |= {quote(form, safe="") for form in encoded}
+    forms = {value, html.escape(value), repr(value)[1:-1], *encoded}
+    forms |= {_PERCENT.sub(lambda m: m.group().lower(), form) for form in encoded}
+    for ascii_only in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def mask_secrets(text: str, secrets: Sequence[Secret]) -> str:
+    """``text`` with every form of each of ``secrets`` (see :func:`_secret_forms`) shown as
+    ``***``. A text cut off with ``…`` (an excerpt) also loses what, just before the cut,
+    may be the start of one."""
+    forms = [form for secret in secrets for form in _secret_forms(secret.reveal())]
+    forms.sort(key=len, reverse=True)
+    for form in forms:
+        text = text.replace(form, "***")
+    if text.endswith("…"):
+        head = text[:-1]
+        for form in forms:
+            for size in range(min(len(form) - 1, len(head)), 0, -1):
+                if head.endswith(form[:size]):
+                    head = head[:-size] + "***"
+                    break
+        text = head + "…"
+    return text
+
+
+def redacted(error: _E, secrets: Sequence[Secret]) -> _E:
+    """A copy of ``error`` (without its traceback and chained exceptions) whose message and
+    trace id show none of ``secrets``: for the answers to requests that carry a credential
+    in their body, which a server may echo."""
+    copied = copy.copy(error)
+    copied.message = mask_secrets(error.message, secrets)
+    if error.trace_id is not None:
+        copied.trace_id = mask_secrets(error.trace_id, secrets)
+    copied.args = (copied._describe(),)
+    return copied

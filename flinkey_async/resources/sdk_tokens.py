@@ -15,9 +15,9 @@ from __future__ import annotations
 from contextlib import suppress
 
 from .._converter import unstructure
-from .._pipeline import SecretBody, encode_json, redacted
+from .._pipeline import SecretBody, encode_json
 from .._validate import check_id
-from ..auth import Secret, as_secret
+from ..auth import Secret, as_secret, redacted
 from ..errors import DecodeError, FlinkeyApiError, ValidationError
 from ..models.sdk_tokens import SdkToken, SdkTokenRequest
 from ._base import Resource
