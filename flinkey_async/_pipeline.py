@@ -55,6 +55,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._converter import decode, loads
+from ._sending import current_mark
 from ._validate import check_seconds
 from ._version import __version__
 from ._wire import API_KEY_HEADER, AUTHORIZATION_HEADER, CUSTOMER_ID_HEADER, dumps
@@ -734,6 +735,10 @@ class Pipeline:
         deadline_at = None if self.deadline is None else clock() + self.deadline
         attempt = 0
         refreshed = False
+        # A write watched by run_bulk (and the like) is marked as perhaps sent once handed to
+        # a connection, so that a cancellation tells "never sent" from "perhaps applied".
+        send_mark = current_mark() if authenticate and method in _WRITE_METHODS else None
+        was_sent = False
         self._inflight += 1
         try:
             while True:
@@ -792,6 +797,8 @@ class Pipeline:
                         timeout = self._timeout
                     else:
                         timeout = self._attempt_timeout(clock, deadline_at)
+                    if send_mark is not None:
+                        was_sent, send_mark.maybe_sent = send_mark.maybe_sent, True
                     # One attempt, inline (one coroutine level less on every resumption).
                     try:
                         resp = await http.request(
@@ -847,11 +854,15 @@ class Pipeline:
                         if watch is not None:
                             watch.discard(task)
                 except aiohttp.ConnectionTimeoutError:
+                    if send_mark is not None:  # no connection: nothing was written
+                        send_mark.maybe_sent = was_sent
                     failure = "connect"
                     error = RequestTimeoutError(
                         f"{method} {_path_text(segments)}: timed out connecting to {url.host}"
                     )
                 except aiohttp.ClientConnectorError as exc:
+                    if send_mark is not None:
+                        send_mark.maybe_sent = was_sent
                     failure = "connect"
                     error = TransportError(
                         f"cannot connect to {url.host}:{url.port}: "
@@ -879,6 +890,8 @@ class Pipeline:
                 except _NOT_SENT as exc:
                     # Refused before the request was written: by the proxy (no tunnel), the
                     # server's certificate, or the URL itself.
+                    if send_mark is not None:
+                        send_mark.maybe_sent = was_sent
                     failure = "disconnect"
                     error = TransportError(
                         f"{method} {_path_text(segments)}: not sent ({type(exc).__name__})"

@@ -10,7 +10,7 @@ Every item ends in one :class:`ItemResult`, never an exception for the whole run
 * ``unknown``: it may have been applied (a 5xx, a timeout, a connection broken after
   sending, an answer that could not be read, or no confirmation in time); it is never sent
   again: a later read tells;
-* ``not_attempted``: the run was cancelled (or stopped) before it was sent.
+* ``not_attempted``: the run was cancelled (or stopped) before it was sent (see below).
 
 How each error of the SDK (:class:`~flinkey_async.errors.FlinkeyError`) ends an item, whichever
 it is; ``error`` keeps it:
@@ -38,7 +38,11 @@ Arguments are checked before anything is sent (a bad one raises
 
 A run can be cancelled: what was sent is still in the :class:`BulkReport` the caller passed in
 (its items are then ``unknown`` when sent and unconfirmed, else ``not_attempted``), and the
-cancellation propagates.
+cancellation propagates. An item whose write a :class:`~flinkey_async.FlinkeyClient` had
+already handed to a connection when the cancellation came counts as sent (``unknown``, without
+an ``operation``: a later read tells); one still waiting for its turn, its token or a
+connection is ``not_attempted``. (A ``send`` that does not write through a ``FlinkeyClient``
+cannot tell: its items cancelled in flight are ``not_attempted``.)
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
+from ._sending import watching_sends
 from ._validate import check_seconds
 from .errors import (
     DecodeError,
@@ -228,7 +233,15 @@ async def _send_one(
             result.status, result.reason, result.error = "failed", reason, exc
             return
     try:
-        op = await send(result.item)
+        with watching_sends() as mark:
+            try:
+                op = await send(result.item)
+            except asyncio.CancelledError:
+                if mark.maybe_sent:
+                    # Cancelled with the write handed to a connection: it may have arrived.
+                    result.status = "unknown"
+                    result.reason = "cancelled while it was being sent: it may have arrived"
+                raise
     except (OutcomeUnknownError, ServerError) as exc:
         _unknown(result, exc, exc.operation)
         return

@@ -233,7 +233,7 @@ class Limiter:
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self.release()  # a slot was handed over as this task was cancelled
-                else:
+                elif waiter in self._waiters:  # (a release may have dropped it, cancelled)
                     self._waiters.remove(waiter)
                 raise
         try:

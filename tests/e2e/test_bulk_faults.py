@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from flinkey_async import FlinkeyClient, JsonPatch, RetryPolicy
+from flinkey_async import FlinkeyClient, JsonPatch, Limits, RetryPolicy
 from flinkey_async.bulk import BulkReport, run_bulk
 from flinkey_async.errors import (
     ClientClosedError,
@@ -285,3 +285,87 @@ async def test_an_unexpected_exception_from_send_is_raised_itself_and_stops_the_
     await asyncio.sleep(0.4)
     assert finished == []  # those in flight were cancelled
     assert 4 not in started  # and the last one never started
+
+
+# -- cancelled in flight: what may have arrived is unknown, what did not is not_attempted --------
+async def test_a_run_cancelled_with_writes_in_flight_reports_them_unknown(
+    server: RecordingServer,
+) -> None:
+    arrived = asyncio.Event()
+
+    async def hang(_: web.Request, __: Recorded) -> web.Response:
+        if len(writes(server)) == 2:
+            arrived.set()
+        await asyncio.sleep(30)
+        return web.Response(status=204)
+
+    for i in range(1, 5):
+        server.on("PATCH", f"/assignments/{i}", hang)
+    report: BulkReport[Any] = BulkReport()
+    async with client_for(server) as client:
+        run = asyncio.ensure_future(
+            client.assignments.update_many(
+                [(i, PATCH) for i in range(1, 5)], concurrency=2, wait=False, report=report
+            )
+        )
+        await asyncio.wait_for(arrived.wait(), 5)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert writes(server) == [("PATCH", "/assignments/1"), ("PATCH", "/assignments/2")]
+    assert [r.status for r in report.results] == ["unknown", "unknown"] + ["not_attempted"] * 2
+    assert report.results[0].reason == "cancelled while it was being sent: it may have arrived"
+    assert report.results[0].operation is None
+
+
+async def test_a_write_waiting_for_the_clients_concurrency_slot_is_not_attempted(
+    server: RecordingServer,
+) -> None:
+    arrived = asyncio.Event()
+
+    async def hang(_: web.Request, __: Recorded) -> web.Response:
+        arrived.set()
+        await asyncio.sleep(30)
+        return web.Response(status=204)
+
+    for i in range(1, 3):
+        server.on("PATCH", f"/assignments/{i}", hang)
+    report: BulkReport[Any] = BulkReport()
+    async with client_for(server, limits=Limits(concurrency=1)) as client:
+        run = asyncio.ensure_future(
+            client.assignments.update_many(
+                [(i, PATCH) for i in range(1, 3)], concurrency=2, wait=False, report=report
+            )
+        )
+        await asyncio.wait_for(arrived.wait(), 5)
+        await asyncio.sleep(0.05)  # the second is inside send, waiting for the client's slot
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert writes(server) == [("PATCH", "/assignments/1")]
+    assert [r.status for r in report.results] == ["unknown", "not_attempted"], report.results[
+        1
+    ].error
+
+
+async def test_a_write_cancelled_between_refused_connections_is_not_attempted(
+    unused_tcp_port: int,
+) -> None:
+    client = FlinkeyClient(
+        API_KEY,
+        CUSTOMER_ID,
+        token=TOKEN,
+        base_url=f"http://127.0.0.1:{unused_tcp_port}",
+        retry=RetryPolicy(max_retries=5, backoff_base=5.0, jitter=0),
+    )
+    report: BulkReport[Any] = BulkReport()
+    async with client:
+        run = asyncio.ensure_future(
+            client.assignments.update_many([(1, PATCH)], wait=False, report=report)
+        )
+        await asyncio.sleep(0.3)  # refused once, sleeping before the retry
+        assert client.stats.requests == 1
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert [r.status for r in report.results] == ["not_attempted"]

@@ -25,6 +25,29 @@ def test_limits_are_checked() -> None:
             Limits(**bad)
 
 
+async def test_waiters_cancelled_with_the_holder_raise_their_cancellation() -> None:
+    """The slot's holder and its waiters cancelled at once (a cancelled gather): the holder's
+    release drops a cancelled waiter, which must still leave with its CancelledError (it once
+    raised ValueError from the queue), and the slot is free again."""
+    limiter = Limiter(Limits(concurrency=1))
+    await limiter.acquire()
+
+    async def holder() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            limiter.release()
+
+    tasks = [asyncio.ensure_future(holder())]
+    tasks += [asyncio.ensure_future(limiter.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r) for r in results] == [asyncio.CancelledError] * 3
+    await asyncio.wait_for(limiter.acquire(), 1)  # the slot was given back
+
+
 def test_the_adaptive_rate_decreases_on_429_and_increases_again() -> None:
     now = [100.0]
     limiter = Limiter(Limits(), clock=lambda: now[0])
