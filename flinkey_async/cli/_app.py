@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from .._version import __version__
-from ._connection import debug_enabled, enable_debug
+from ._connection import DebugFlag, debug_enabled, enable_debug
 from ._errors import CliError, ExitCode
 from ._parsing import probability, seconds_range
 from ._resources import GROUPS, build_group, run_async
@@ -83,7 +83,7 @@ def root(
             "--debug",
             metavar="",
             help="show the target environment (never a secret), SDK log lines and a full "
-            "traceback on errors; also accepted after the command",
+            "traceback on errors; also accepted after any command",
         ),
     ] = False,
 ) -> None:
@@ -248,12 +248,15 @@ def sandbox(
             "time (no headers, no bodies)",
         ),
     ] = False,
+    debug: DebugFlag = False,
 ) -> None:
     """Serve the flinkey API v3 emulator until Ctrl-C.
 
     Prints its URL and the credentials it accepts (as FLINKEY_* variables). Writes are applied
     after --write-delay and reported by webhook to --webhook-url.
     """
+    if debug:
+        enable_debug()
     run_sandbox(
         SandboxOptions(
             host=host,
@@ -285,13 +288,15 @@ def sandbox(
 
 
 @app.command("demo")
-def demo() -> None:
+def demo(debug: DebugFlag = False) -> None:
     """A guided tour of the SDK against an in-process sandbox.
 
     Starts a sandbox and a webhook receiver on free ports of 127.0.0.1, then creates, lists,
     updates and deletes an assignment, each write awaited to its confirmation. Nothing
     leaves this machine.
     """
+    if debug:
+        enable_debug()
     try:
         from ..demo import run_demo
         from ..sandbox import Sandbox  # noqa: F401 - the extra it needs

@@ -28,6 +28,7 @@ from ..errors import ValidationError
 from ._errors import config_error, usage_error
 
 __all__ = [
+    "DebugFlag",
     "BASE_URL_ALIASES",
     "CONNECTION_PANEL",
     "ENVIRONMENT",
@@ -96,6 +97,18 @@ def enable_debug() -> None:
     handler.setFormatter(logging.Formatter("flinkey: debug: %(message)s"))
     _logger.addHandler(handler)
     _logger.setLevel(logging.DEBUG)
+
+
+#: ``--debug`` taken after a command that has no connection options (``sandbox``, ``demo``,
+#: ``webhooks serve``), as the root and every resource command take it.
+DebugFlag = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        metavar="",
+        help="show SDK log lines and a full traceback on errors (as before the command)",
+    ),
+]
 
 
 def debug_enabled() -> bool:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ._connection import DebugFlag, enable_debug
 from ._errors import CliError, ExitCode, config_error, usage_error
 
 __all__ = ["webhooks_app"]
@@ -98,6 +99,7 @@ def serve(
             rich_help_panel=_REDIS,
         ),
     ] = 2.0,
+    debug: DebugFlag = False,
 ) -> None:
     """Receive flinkey's webhooks and publish each verified one to Redis, until SIGTERM.
 
@@ -105,6 +107,8 @@ def serve(
     take it, 401 for a wrong Secret header. The SharedTracker of each writing process
     resolves its writes from the stream. GET --health-path reports whether Redis answers.
     """
+    if debug:
+        enable_debug()
     secret = os.environ.get(secret_env)
     if not secret:
         raise config_error(

@@ -370,6 +370,25 @@ def test_sandbox_configuration_errors_are_one_line(tmp_path: Path) -> None:
         assert "cannot listen" not in result.err or "--port" in args
 
 
+def test_debug_is_taken_after_every_command_as_before_it() -> None:
+    """``--debug`` after ``sandbox``, ``demo`` or ``webhooks serve`` means what it means before
+    the command (the root's help says so): the configuration error comes with its traceback."""
+    env = _base_env()
+    env.pop("FLINKEY_WEBHOOK_SECRET", None)
+    serve = ("webhooks", "serve", "--redis", "redis://127.0.0.1:1/0")
+    calls = [
+        (("sandbox", "--fixture", "/nonexistent.json", "--debug"), 3, "cannot read the fixture"),
+        (("--debug", "sandbox", "--fixture", "/nonexistent.json"), 3, "cannot read the fixture"),
+        ((*serve, "--debug"), 3, "FLINKEY_WEBHOOK_SECRET (--secret-env)"),
+        (("demo", "--debug", "--bogus"), 2, "No such option: --bogus"),
+    ]
+    results = run_all([(args, env) for args, _, _ in calls])
+    for (args, code, text), result in zip(calls, results, strict=True):
+        assert result.code == code, (args, result)
+        assert text in result.err_lines[-1], (args, result.err)
+        assert ("Traceback" in result.err) is (code == 3), (args, result.err)
+
+
 # -- reads, in every format --------------------------------------------------------------------
 READS: list[tuple[tuple[str, ...], str]] = [
     (("assignments", "get", "50003"), "50003"),
