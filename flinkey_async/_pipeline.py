@@ -928,9 +928,13 @@ class Pipeline:
                             method=method,
                             path=path,
                         )
-                    api_error = from_response(
-                        status, response_headers, body, method=method, path=path
+                    # An answer may quote the request it was sent (a gateway's debug page):
+                    # the error masks the credentials, and no frame keeps the body.
+                    api_error = redacted(
+                        from_response(status, response_headers, body, method=method, path=path),
+                        (self._api_key,) if token is None else (self._api_key, token),
                     )
+                    body = b""
                     if (
                         isinstance(api_error, InvalidTokenError)
                         and token is not None

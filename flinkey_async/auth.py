@@ -403,14 +403,28 @@ def _secret_forms(value: str) -> list[str]:
     return sorted((form for form in forms if form), key=len, reverse=True)
 
 
+#: Secrets shorter than this are masked only where they stand alone (see mask_secrets).
+_SHORT_SECRET = 8
+
+
 def mask_secrets(text: str, secrets: Sequence[Secret]) -> str:
     """``text`` with every form of each of ``secrets`` (see :func:`_secret_forms`) shown as
     ``***``. A text cut off with ``…`` (an excerpt) also loses what, just before the cut,
-    may be the start of one."""
-    forms = [form for secret in secrets for form in _secret_forms(secret.reveal())]
+    may be the start of one.
+
+    A secret shorter than 8 characters (a test's token ``"t"``) is masked only where no
+    letter or digit touches it, so that it does not mask parts of words ("In***ernal")."""
+    forms: list[str] = []
+    short: list[str] = []
+    for secret in secrets:
+        value = secret.reveal()
+        (forms if len(value) >= _SHORT_SECRET else short).extend(_secret_forms(value))
     forms.sort(key=len, reverse=True)
     for form in forms:
         text = text.replace(form, "***")
+    if short:
+        alone = "|".join(re.escape(form) for form in sorted(short, key=len, reverse=True))
+        text = re.sub(f"(?<![0-9A-Za-z])(?:{alone})(?![0-9A-Za-z])", "***", text)
     if text.endswith("…"):
         head = text[:-1]
         for form in forms:

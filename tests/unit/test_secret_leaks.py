@@ -15,6 +15,7 @@ from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 
 from flinkey_async import FlinkeyClient, RetryPolicy
+from flinkey_async.auth import Secret, mask_secrets
 from flinkey_async.blocking import FlinkeyClient as BlockingClient
 from flinkey_async.errors import (
     AuthenticationError,
@@ -231,6 +232,56 @@ async def test_an_sdk_token_refusal_echoing_the_body_shows_no_sdk_key(
     assert "***" in str(error)
     assert error.__context__ is None and error.__cause__ is None
     assert_no_secret(everything(error))
+
+
+def echo_headers(status: int, where: str) -> Any:
+    """An error answer quoting the request's headers (a misconfigured gateway's debug page)."""
+
+    def handler(request: web.Request, _: Recorded) -> web.Response:
+        quoted = "; ".join(f"{name}={value}" for name, value in request.headers.items())
+        if where == "text":
+            return web.Response(status=status, text=f"denied: {quoted}")
+        if where == "json":
+            return web.json_response({"message": f"denied {quoted}"}, status=status)
+        return web.json_response({"message": "denied", "traceId": quoted}, status=status)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("status", "where", "expected"),
+    [
+        (400, "text", BadRequestError),
+        (401, "json", AuthenticationError),
+        (409, "trace", ConflictError),
+        (429, "json", RateLimitError),
+        (500, "trace", ServerError),
+    ],
+)
+async def test_an_api_error_echoing_the_request_headers_shows_no_credential(
+    server: RecordingServer, status: int, where: str, expected: type[Exception]
+) -> None:
+    """Any answer of the API, not only the token endpoint's, may quote what it was sent: the
+    API key and the bearer token are masked in the error, and no frame keeps the body."""
+    server.on("GET", "/assignments/1", echo_headers(status, where))
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=ISSUED, base_url=server.url, retry=FAST
+    ) as client:
+        with pytest.raises(FlinkeyApiError) as info:
+            await client.assignments.get(1)
+    error = info.value
+    assert isinstance(error, expected)
+    assert "***" in str(error) and str(CUSTOMER_ID) in str(error)  # the rest is still there
+    assert_no_secret(everything(error))
+
+
+def test_a_short_secret_is_masked_only_where_it_stands_alone() -> None:
+    """A test's one-letter token masks no letter of the words around it; a real secret is
+    masked wherever it stands, inside a longer string too."""
+    short, long = Secret("t"), Secret("k3y-Long-enough")
+    text = "Internal error: token=t; Bearer t, 'T' tt at"
+    assert mask_secrets(text, [short]) == "Internal error: token=***; Bearer ***, 'T' tt at"
+    assert mask_secrets("xk3y-Long-enoughx", [long, short]) == "x***x"
 
 
 # -- error messages are bounded ---------------------------------------------------------------
