@@ -11,10 +11,15 @@ process may receive it:
 * every :class:`SharedTracker` (an ``OperationTracker`` that reads the stream) resolves its
   own process's pending operations from it, with the tracker's correlation unchanged
   (assignment ids, create keys, checksums), and ignores the others' (they are unsolicited
-  events for it). Each matches against its own writes only: writes of the same kind to the
-  same target in flight in two processes at once (identical creates, updates of one
-  assignment) may each take the other's event; ``strict_checksum=True`` tells updates with
-  different bodies apart where the checksums agree::
+  events for it);
+* a stream entry resolves at most one operation in all the processes: a tracker resolves
+  one of its operations with an entry only once it has *claimed* the entry in Redis, and an
+  entry another tracker claimed is unsolicited for it. Writes of the same kind to the same
+  target in flight in two processes at once (identical creates, updates of one assignment)
+  therefore each get an event of their own: two identical creates report two ids, never the
+  same one twice. Which of them gets which event is first come, first served, as within one
+  process (``strict_checksum=True`` makes an update take only an event with its own
+  checksum, where the checksums agree)::
 
     async with SharedTracker.connect("redis://127.0.0.1:6379/0") as tracker:
         add_webhook_routes(app, secret=secret, publisher=tracker.bus)   # in the receivers
@@ -29,20 +34,30 @@ published, ``body`` = the webhook's JSON body as received); ``{prefix}:seen:<sha
 fingerprint>`` marks a delivery as published (``SET NX EX dedupe_ttl``). One Lua script sets
 the mark, appends the entry and trims the stream, atomically: a mark never exists without
 its entry, so a receiver that fails halfway answers 503 and the retry is published.
+``{prefix}:claim:<entry id>`` holds the random id of the tracker that resolved an operation
+with that entry (``SET NX PX``, for :attr:`SharedTracker.claim_ttl` seconds: twice the
+retention, or the lookback if longer, plus ``orphan_ttl``: longer than an entry is read or
+kept).
 
 **Duplicates.** A delivery already published by any receiver (same
 :attr:`~flinkey_async.webhooks.AssignmentEvent.fingerprint`) is published again with
 ``repeat=1``: it is answered 204, not handed to the receiver's handler again, and each
 tracker's own fingerprint memory makes it resolve nothing twice (while two identical writes
-in flight, whose events are identical, still both resolve, as with one process).
+in flight, whose events are identical, still both resolve, as with one process: a repeat is
+claimed like any entry). A tracker does not remember the fingerprint of an entry another
+tracker claimed (so that a later identical event can still be its own), but a repeated
+success is never the outcome of its create or delete: an id is created or deleted once.
 
 **Retention.** Each publication trims the stream to the last ``retention`` seconds (``MINID
 ~``, stream ids are Redis's clock in milliseconds) and at most ``max_len`` entries
-(``MAXLEN ~``); marks expire after ``dedupe_ttl``. Memory in Redis is bounded by both.
+(``MAXLEN ~``); marks expire after ``dedupe_ttl``, claims (one per entry that resolved an
+operation) after ``claim_ttl``. Memory in Redis is bounded by these.
 
 **Early events.** A tracker keeps events that resolved nothing for ``orphan_ttl`` seconds,
 and one that starts reads the stream back ``lookback`` seconds (``orphan_ttl`` by default):
-an event published before the process that sent the write expected it still resolves it.
+an event published before the process that sent the write expected it still resolves it,
+once claimed (in a background task started by ``expect()``; if another tracker holds the
+claim, the next kept event that fits is tried, else the operation waits for a new one).
 
 **Failures.**
 
@@ -50,7 +65,10 @@ an event published before the process that sent the write expected it still reso
   :class:`~flinkey_async.errors.RedisUnavailableError`.
 * Lost while running: writes are unaffected (they never touch Redis). Receivers answer 503.
   The tracker's reader retries with backoff (at most 2 s apart) and resumes from the last
-  stream id it read, so nothing published meanwhile is missed (within ``retention``).
+  stream id it read, so nothing published meanwhile is missed (within ``retention``). A
+  claim Redis does not answer counts the same: the reader retries from that entry (claiming
+  it again tells whether the unanswered claim was made), and a kept event's claim is
+  retried while both the event and the operation are kept; nothing is resolved unclaimed.
   Meanwhile, ``wait()`` falls back to polling the read endpoints: its outcome is then
   ``confirmed=False`` with ``fallback_reason`` saying why, and a write flinkey rejected ends
   in :class:`~flinkey_async.errors.OperationTimeoutError` (polling cannot see a rejection)
@@ -65,11 +83,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NamedTuple, NoReturn, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -82,7 +101,7 @@ from ..errors import OperationTimeoutError, RedisUnavailableError, WebhookPayloa
 from ..operations import OperationOutcome, PendingOperation
 from ..operations.pending import check_wait
 from ..webhooks.events import DEFAULT_MAX_BYTES, KINDS, AssignmentEvent, EventHandler, parse_body
-from ..webhooks.tracker import OperationTracker
+from ..webhooks.tracker import OperationTracker, _Entry
 from ._urls import URL_HINT, misplaced_at, server_of
 
 __all__ = [
@@ -114,6 +133,7 @@ _MAX_ENTRY_BYTES: Final = DEFAULT_MAX_BYTES
 _BACKOFF_FIRST: Final = 0.05
 _BACKOFF_MAX: Final = 2.0
 _FIRST: Final = asyncio.FIRST_COMPLETED
+_MAX_SEQ: Final = 2**64 - 1  # the largest sequence number of a stream id
 
 # KEYS: stream, mark. ARGV: body, kind, dedupe ttl (s), retention (ms), max length.
 _PUBLISH: Final = """
@@ -130,11 +150,26 @@ redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[5])
 return {id, rep}
 """
 
+# KEYS: claim. ARGV: owner, ttl (ms). 1 when the entry is the owner's (now or already).
+_CLAIM: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+
 _T = TypeVar("_T")
 
 #: One entry read from the stream: its id, and its event (``None`` when it is not one: an
 #: entry of another format or a body that no longer parses; skipped, with a warning).
 StreamEntry = tuple[str, AssignmentEvent | None]
+
+
+class _Record(NamedTuple):
+    """One entry read from the stream, as the tracker reads it."""
+
+    id: str
+    event: AssignmentEvent | None
+    repeat: bool
 
 
 def _text(value: Any) -> str:
@@ -225,6 +260,7 @@ class RedisWebhookBus:
         self.where = where
         self.stream_key = f"{{{prefix}}}:events"
         self._script = client.register_script(_PUBLISH)
+        self._claim_script = client.register_script(_CLAIM)
         #: Events published (first deliveries and repeats).
         self.published = 0
         #: Repeated deliveries recognised.
@@ -372,11 +408,29 @@ class RedisWebhookBus:
     async def read(self, after: str, *, block: float = 1.0, count: int = 500) -> list[StreamEntry]:
         """The entries after stream id ``after`` (at most ``count``), waiting up to ``block``
         seconds for one to arrive (0: do not wait)."""
+        return [(record.id, record.event) for record in await self._read(after, block, count)]
+
+    async def _read(self, after: str, block: float, count: int) -> list[_Record]:
+        """:meth:`read`, with each entry's ``repeat`` flag."""
         command = self._client.xread(
             {self.stream_key: after}, count=count, block=round(block * 1000) if block else None
         )
         reply = await self._call("a read of the stream", command, extra=block)
         return [_entry(entry_id, fields) for entry_id, fields in _entries(reply)]
+
+    def claim_key(self, entry_id: str) -> str:
+        """The key of the claim of stream entry ``entry_id``: ``{prefix}:claim:<entry id>``."""
+        return f"{{{self.prefix}}}:claim:{entry_id}"
+
+    async def claim(self, entry_id: str, owner: str, ttl: float) -> bool:
+        """Claim stream entry ``entry_id`` for ``owner`` (``SET NX PX``, for ``ttl`` seconds):
+        True when it is ``owner``'s (claimed now, or already), False when another owner holds
+        it. Raises :class:`~flinkey_async.errors.RedisUnavailableError` when Redis does not
+        answer (the claim may or may not have been made: claiming again tells)."""
+        keys = [self.claim_key(entry_id)]
+        args: list[str | int] = [owner, max(1, round(ttl * 1000))]
+        reply = await self._call("a claim", self._claim_script(keys=keys, args=args))
+        return int(reply) == 1
 
     async def last_id(self) -> str:
         """The id of the stream's newest entry (``"0-0"`` when it is empty)."""
@@ -388,7 +442,7 @@ class RedisWebhookBus:
         return int(await self._call("XLEN", self._client.xlen(self.stream_key)))
 
     async def delete(self) -> None:
-        """Delete the stream (the marks expire by themselves); for tests."""
+        """Delete the stream (the marks and the claims expire by themselves); for tests."""
         await self._call("DEL", self._client.delete(self.stream_key))
 
 
@@ -426,19 +480,40 @@ def _entries(reply: Any) -> list[tuple[Any, Any]]:
     return found
 
 
-def _entry(raw_id: Any, fields: Any) -> StreamEntry:
+def _entry(raw_id: Any, fields: Any) -> _Record:
     entry_id = _text(raw_id)
     if not isinstance(fields, dict) or fields.get(b"v") != _FORMAT:
         logger.warning("skipped stream entry %s: not a webhook entry of format 1", entry_id)
-        return entry_id, None
+        return _Record(entry_id, None, False)
+    repeat = fields.get(b"repeat") == b"1"
     kind_text = _text(fields.get(b"kind", b""))
     kind = kind_text if kind_text in KINDS else None
     try:
         event = parse_body(fields.get(b"body", b""), kind, _MAX_ENTRY_BYTES)
     except WebhookPayloadError as exc:
         logger.warning("skipped stream entry %s: %s", entry_id, exc)
-        return entry_id, None
-    return entry_id, event
+        return _Record(entry_id, None, repeat)
+    return _Record(entry_id, event, repeat)
+
+
+class _StreamRef:
+    """Where an event kept as an orphan came from: its stream entry, whether that was a
+    repeated delivery, and whether another tracker holds the entry's claim."""
+
+    __slots__ = ("entry_id", "repeat", "taken")
+
+    def __init__(self, entry_id: str, repeat: bool) -> None:
+        self.entry_id = entry_id
+        self.repeat = repeat
+        self.taken = False
+
+
+def _redelivered(event: AssignmentEvent, source: _StreamRef, entry: _Entry) -> bool:
+    """Whether ``event``, a success the stream marked as a repeated delivery, cannot report
+    ``entry``'s create or delete: an id is created or deleted once, so its first delivery
+    reported another one (this tracker's own repeats of a success it took are duplicates by
+    its fingerprint memory already; this catches those of an entry another tracker claimed)."""
+    return source.repeat and event.operation_succeeded and entry.op.kind in ("create", "delete")
 
 
 class SharedTracker(OperationTracker):
@@ -452,6 +527,11 @@ class SharedTracker(OperationTracker):
     it reads the stream in a background task, from ``lookback`` seconds before it started,
     and resolves the operations of this process; the others' events are unsolicited here
     (``on_unsolicited``; kept ``orphan_ttl`` seconds in case their write is expected late).
+    It resolves an operation with an entry only once it has claimed the entry in Redis, so
+    an entry resolves one operation in all the processes; an entry another tracker claimed
+    is unsolicited here (counted in :attr:`claims_lost`). An event kept as an orphan is
+    claimed in a background task when its write is expected; the write's ``wait()`` returns
+    once the claim is made.
 
     When Redis is lost, ``wait()`` polls the read endpoints instead (``poll_interval``
     doubling up to ``max_poll_interval``) while still listening; its outcome then has
@@ -532,8 +612,21 @@ class SharedTracker(OperationTracker):
         self._down: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
         self._reason: str | None = "not started"
+        # this tracker's name in the entries' claims (random: unique across processes)
+        self._owner = secrets.token_hex(12)
+        # one claim at a time: its check, the claim and the settling are one step
+        self._claiming = asyncio.Lock()
+        self._adopting: set[asyncio.Task[None]] = set()
+        #: Seconds a claim of an entry is kept: twice the retention (or the lookback, if
+        #: longer) plus ``orphan_ttl``, longer than an entry is read or kept as an orphan.
+        self.claim_ttl = 2 * max(bus.retention, self.lookback) + orphan_ttl
         #: Stream entries read so far.
         self.entries_read = 0
+        #: Stream entries this tracker claimed (each to resolve one of its operations).
+        self.claims = 0
+        #: Stream entries that would have resolved an operation here but that another tracker
+        #: had claimed (unsolicited events for this one).
+        self.claims_lost = 0
         #: Times the connection to Redis was lost.
         self.disconnections = 0
         #: ``wait()`` calls that fell back to polling.
@@ -604,9 +697,12 @@ class SharedTracker(OperationTracker):
             if self._close_bus:
                 await self.bus.aclose()
             raise
-        self._last_id = f"{max(0, now - round(self.lookback * 1000))}-0"
+        # reading resumes after _last_id: just before the first millisecond to read
+        first = max(0, now - round(self.lookback * 1000))
+        self._last_id = f"{first - 1}-{_MAX_SEQ}" if first else "0-0"
         self._down = asyncio.Event()
         self._progress = asyncio.Event()
+        self._claiming = asyncio.Lock()
         self._reason = None
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"flinkey SharedTracker reader ({self.bus.where})"
@@ -617,8 +713,10 @@ class SharedTracker(OperationTracker):
         close the bus when the tracker owns it."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            tasks = [task, *self._adopting]
+            for running in tasks:
+                running.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._reason = "the tracker was closed"
             if self._down is not None:
                 self._down.set()
@@ -682,35 +780,137 @@ class SharedTracker(OperationTracker):
             self._reason = None
             self._down = asyncio.Event()
 
+    def _signal_progress(self) -> None:
+        progress = self._progress
+        if progress is not None:
+            self._progress = asyncio.Event()
+            progress.set()
+
     async def _run(self) -> None:
         backoff = _BACKOFF_FIRST
         while True:
             try:
-                entries = await self.bus.read(
-                    self._last_id, block=self.read_block, count=self.batch
-                )
+                records = await self.bus._read(self._last_id, self.read_block, self.batch)
+                for record in records:
+                    # a claim Redis did not answer raises: the next read starts at this entry
+                    await self._take(record)
+                    self._last_id = record.id
+                    self.entries_read += 1
             except RedisUnavailableError as exc:
                 self._mark_down(str(exc))
+                self._signal_progress()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
             except Exception as exc:  # never let the reader die
                 logger.exception("reading the webhook stream failed")
                 self._mark_down(f"reading failed: {type(exc).__name__}")
+                self._signal_progress()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
             backoff = _BACKOFF_FIRST
             self._mark_up()
-            for entry_id, event in entries:
-                self._last_id = entry_id
-                self.entries_read += 1
-                if event is not None:
-                    self.resolve(event)
-            progress = self._progress
-            if progress is not None:
-                self._progress = asyncio.Event()
-                progress.set()
+            self._signal_progress()
+
+    # -- claims --------------------------------------------------------------------------------
+    async def _take(self, record: _Record) -> None:
+        """Resolve with one stream entry the operation of this tracker it reports, if any,
+        once the entry is claimed. Raises
+        :class:`~flinkey_async.errors.RedisUnavailableError` when the claim got no answer
+        (then nothing was done: the entry is taken again after reconnecting)."""
+        event = record.event
+        if event is None:
+            return
+        try:
+            async with self._claiming:
+                source = _StreamRef(record.id, record.repeat)
+                self._prune(self._clock())
+                target = self._target(event)
+                if target is None:  # a duplicate, or unsolicited: kept with its entry
+                    self._resolve(event, source)
+                elif _redelivered(event, source, target):
+                    self.duplicates += 1
+                elif await self.bus.claim(record.id, self._owner, self.claim_ttl):
+                    self.claims += 1
+                    # (should the operation have gone meanwhile, the event is an orphan of
+                    # this tracker's, which keeps its claim)
+                    self._resolve(event, source)
+                else:  # another tracker's outcome: unsolicited here, not remembered as ours
+                    self.claims_lost += 1
+                    source.taken = True
+                    self._unsolicited(self._clock(), event, source)
+        except RedisUnavailableError:
+            raise
+        except Exception:  # a bug must not stop the reader at this entry for ever
+            logger.exception("handling stream entry %s failed; skipped it", record.id)
+
+    def _claim_orphan(self, entry: _Entry) -> None:
+        """An event kept from the stream settles an operation expected only now once claimed
+        (in a task: see :meth:`_adopt_from_stream`); one handed to :meth:`resolve` settles it
+        at once, as with an ``OperationTracker``."""
+        for token, event, source in self._orphans_for(entry):
+            if not isinstance(source, _StreamRef):
+                self._adopt(entry, token, event)
+                return
+            if not source.taken and not _redelivered(event, source, entry):
+                self._start_adoption(entry)
+                return
+
+    def _start_adoption(self, entry: _Entry) -> None:
+        if self._task is None:  # not reading (closed): the operation waits, wait() polls
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # expected from outside the event loop: nowhere to claim it
+            logger.warning(
+                "an orphan for the %s was not claimed: no running event loop", entry.op.describe()
+            )
+            return
+        task = loop.create_task(
+            self._adopt_from_stream(entry), name=f"flinkey SharedTracker claim ({self.bus.where})"
+        )
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    async def _adopt_from_stream(self, entry: _Entry) -> None:
+        """Claim the kept events that can report ``entry``'s operation, oldest first, and
+        settle it with the first one claimed. One another tracker claimed is passed over
+        (the operation waits on for another event); one Redis did not answer for is tried
+        again with backoff while both the event and the operation are kept."""
+        tried: set[int] = set()
+        backoff = _BACKOFF_FIRST
+        while True:
+            async with self._claiming:
+                self._prune(self._clock())
+                if self._entries.get(id(entry.op)) is not entry:
+                    return  # settled otherwise, discarded or forgotten meanwhile
+                found = next((f for f in self._orphans_for(entry) if f[0] not in tried), None)
+                if found is None:
+                    return
+                token, event, source = found
+                tried.add(token)
+                if not isinstance(source, _StreamRef):
+                    self._adopt(entry, token, event)
+                    return
+                if source.taken or _redelivered(event, source, entry):
+                    continue
+                try:
+                    claimed = await self.bus.claim(source.entry_id, self._owner, self.claim_ttl)
+                except RedisUnavailableError as exc:
+                    self._mark_down(str(exc))
+                    tried.discard(token)
+                else:
+                    if not claimed:
+                        self.claims_lost += 1
+                        source.taken = True
+                        continue
+                    self.claims += 1
+                    if self._entries.get(id(entry.op)) is entry:
+                        self._adopt(entry, token, event)
+                    return  # (else the event stays an orphan of this tracker's, claimed)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
 
     # -- waiting -------------------------------------------------------------------------------
     async def wait(self, op: PendingOperation, timeout: float | None = 30.0) -> OperationOutcome:  # noqa: ASYNC109

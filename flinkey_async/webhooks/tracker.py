@@ -39,12 +39,15 @@ def _drop(index: dict[Any, list[_T]], key: Any, entry: _T) -> None:
 
 class _Orphans:
     """Recent unmatched events, oldest first, at most ``limit``, indexed by assignment id and
-    create key."""
+    create key. Each keeps a ``source``: what its feeder knows of where it came from (``None``
+    for an event handed to :meth:`OperationTracker.resolve`)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        # token -> (deadline, when it arrived (aware UTC), event)
-        self._events: OrderedDict[int, tuple[float, datetime, AssignmentEvent]] = OrderedDict()
+        # token -> (deadline, when it arrived (aware UTC), event, source)
+        self._events: OrderedDict[int, tuple[float, datetime, AssignmentEvent, object]] = (
+            OrderedDict()
+        )
         self._index: dict[object, list[int]] = {}
         self._tokens = count()
 
@@ -52,7 +55,7 @@ class _Orphans:
         return len(self._events)
 
     def __iter__(self) -> Iterator[AssignmentEvent]:
-        return (event for _deadline, _arrived, event in list(self._events.values()))
+        return (event for _deadline, _arrived, event, _source in list(self._events.values()))
 
     @staticmethod
     def _keys(event: AssignmentEvent) -> list[object]:
@@ -64,33 +67,38 @@ class _Orphans:
             keys.append(("key", key))
         return keys
 
-    def add(self, deadline: float, event: AssignmentEvent) -> None:
+    def add(self, deadline: float, event: AssignmentEvent, source: object = None) -> None:
         token = next(self._tokens)
-        self._events[token] = (deadline, datetime.now(UTC), event)
+        self._events[token] = (deadline, datetime.now(UTC), event, source)
         for key in self._keys(event):
             self._index.setdefault(key, []).append(token)
         while len(self._events) > self.limit:
             self.remove(next(iter(self._events)))
 
     def remove(self, token: int) -> None:
-        _deadline, _arrived, event = self._events.pop(token)
+        """Forget the event of ``token`` (nothing when it is gone already)."""
+        kept = self._events.pop(token, None)
+        if kept is None:
+            return
+        event = kept[2]
         for key in self._keys(event):
             _drop(self._index, key, token)
 
     def expire(self, now: float) -> None:
         while self._events:
-            token, (deadline, _arrived, _event) = next(iter(self._events.items()))
+            token, (deadline, _arrived, _event, _source) = next(iter(self._events.items()))
             if deadline > now:
                 return
             self.remove(token)
 
-    def find(self, key: object, since: datetime) -> list[tuple[int, AssignmentEvent]]:
-        """The events indexed under ``key`` that arrived at or after ``since``, oldest first."""
+    def find(self, key: object, since: datetime) -> list[tuple[int, AssignmentEvent, object]]:
+        """The events indexed under ``key`` that arrived at or after ``since``, oldest first,
+        with their tokens and sources."""
         found = []
         for token in self._index.get(key, ()):
-            _deadline, arrived, event = self._events[token]
+            _deadline, arrived, event, source = self._events[token]
             if arrived >= since:
-                found.append((token, event))
+                found.append((token, event, source))
         return found
 
 
@@ -325,12 +333,32 @@ class OperationTracker:
                 return entry
         return None
 
+    def _repeat_of(self, identity: _Identity | None, event: AssignmentEvent) -> _Entry | None:
+        """The pending operation a repeated delivery (its fingerprint remembered with
+        ``identity``) resolves: the next identical one, except for a successful create or
+        delete (an id is created or deleted once)."""
+        if identity is None or (event.operation_succeeded and identity[0] in ("create", "delete")):
+            return None
+        return self._identical_pending(identity)
+
+    def _target(self, event: AssignmentEvent) -> _Entry | None:
+        """The pending operation :meth:`resolve` would settle with ``event`` now (settling
+        nothing)."""
+        fingerprint = event.fingerprint
+        if fingerprint in self._seen:
+            return self._repeat_of(self._seen[fingerprint], event)
+        return self._match(event)
+
     def resolve(self, event: AssignmentEvent) -> Resolution:
         """Hand one webhook event to the tracker (called by the receiver).
 
         Resolves the matching pending operation, if any (so its ``wait()`` returns), and
         reports what the event turned out to be. Never raises for an unexpected event.
         """
+        return self._resolve(event)
+
+    def _resolve(self, event: AssignmentEvent, source: object = None) -> Resolution:
+        """:meth:`resolve`, keeping ``source`` with the event if it is kept as an orphan."""
         now = self._clock()
         self._prune(now)
         fingerprint = event.fingerprint
@@ -338,11 +366,7 @@ class OperationTracker:
         if fingerprint in self._seen:
             identity: _Identity | None = self._seen[fingerprint]
             self._seen.move_to_end(fingerprint)
-            entry = None
-            if identity is not None and not (
-                event.operation_succeeded and identity[0] in ("create", "delete")
-            ):
-                entry = self._identical_pending(identity)
+            entry = self._repeat_of(identity, event)
             if entry is None:
                 self.duplicates += 1
                 kind = identity[0] if identity is not None else event.kind
@@ -351,12 +375,16 @@ class OperationTracker:
             entry = self._match(event)
             self._seen.put(fingerprint, entry.identity if entry is not None else None)
         if entry is None:
-            self.unsolicited += 1
-            self._orphans.add(now + self.orphan_ttl, event)
-            if self.on_unsolicited is not None:
-                self._callbacks.call(self.on_unsolicited, event)
+            self._unsolicited(now, event, source)
             return Resolution(event, None)
         return Resolution(self._settle(entry, event), entry.op)
+
+    def _unsolicited(self, now: float, event: AssignmentEvent, source: object = None) -> None:
+        """Count an event that resolves nothing, keep it as an orphan and report it."""
+        self.unsolicited += 1
+        self._orphans.add(now + self.orphan_ttl, event, source)
+        if self.on_unsolicited is not None:
+            self._callbacks.call(self.on_unsolicited, event)
 
     def _settle(self, entry: _Entry, event: AssignmentEvent) -> AssignmentEvent:
         self._remove(entry)
@@ -375,6 +403,13 @@ class OperationTracker:
 
     def _claim_orphan(self, entry: _Entry) -> None:
         """A recent unsolicited event may belong to an operation expected only now."""
+        for token, event, _source in self._orphans_for(entry):
+            self._adopt(entry, token, event)
+            return
+
+    def _orphans_for(self, entry: _Entry) -> Iterator[tuple[int, AssignmentEvent, object]]:
+        """The kept unsolicited events that can report ``entry``'s operation, oldest first
+        (with their tokens and sources)."""
         op = entry.op
         key: object = (
             ("key", entry.create_key)
@@ -383,14 +418,17 @@ class OperationTracker:
         )
         # An event that arrived before the write was sent cannot be its outcome (another
         # client's write of the same assignment, or an uninstall's delete of an identical one).
-        for token, event in self._orphans.find(key, op.sent_at):
+        for token, event, source in self._orphans.find(key, op.sent_at):
             by_id, creates = self._candidates(event)
             if entry in by_id or entry in creates:
-                self._orphans.remove(token)
-                self.unsolicited -= 1
-                self._seen.put(event.fingerprint, entry.identity)
-                self._settle(entry, event)
-                return
+                yield token, event, source
+
+    def _adopt(self, entry: _Entry, token: int, event: AssignmentEvent) -> None:
+        """Settle ``entry``'s operation with the kept unsolicited event of ``token``."""
+        self._orphans.remove(token)
+        self.unsolicited -= 1
+        self._seen.put(event.fingerprint, entry.identity)
+        self._settle(entry, event)
 
     def orphans(self) -> Iterator[AssignmentEvent]:
         """The unsolicited events still kept (oldest first)."""

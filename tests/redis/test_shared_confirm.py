@@ -128,8 +128,9 @@ async def test_an_event_published_before_the_tracker_started_or_expected_still_r
         async with tracker_on(redis_server.url, key, orphan_ttl=30.0) as tracker:
             await tracker.sync()
             assert [e.assignment_id for e in tracker.orphans()] == [7001]
-            tracker.expect(op)  # claims the orphan at once
-            assert op.done() and (await tracker.wait(op, 1)).confirmed
+            tracker.expect(op)  # claims the orphan (in Redis, then settles the operation)
+            assert (await tracker.wait(op, 1)).confirmed
+            assert tracker.claims == 1 and list(tracker.orphans()) == []
             # and read while running, before expect
             late = update_op(7002)
             await bus.publish(event_of(payload(7002, ok=False)))

@@ -9,7 +9,12 @@ Between the sandbox and the relay sits a small forwarder playing flinkey's retri
 sandbox delivers each webhook once, flinkey delivers again what was not acknowledged with a
 2xx (a refused connection while the relay restarts, a 503).
 
-Run as ``python -m tests.redis.test_shared_confirm_multiprocess writer ARGS`` it is one writer.
+Two more writer processes ("twins") send the same creates at the same moment (identical
+requests: same car, user, start and end): each create gets an assignment of its own, none is
+reported twice, whichever twin's tracker reads an event first.
+
+Run as ``python -m tests.redis.test_shared_confirm_multiprocess writer ARGS`` it is one writer
+(``twin ARGS``: one twin).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from flinkey_async import FlinkeyClient, JsonPatch
+from flinkey_async import FlinkeyClient, JsonPatch, webhook_app
 from flinkey_async.errors import OperationFailedError
 from flinkey_async.sandbox import (
     ASSIGNMENT_NOT_FOUND,
@@ -40,7 +45,8 @@ from flinkey_async.sandbox import (
     SandboxConfig,
     WebhookFaults,
 )
-from flinkey_async.shared.confirmations import SharedTracker
+from flinkey_async.shared.confirmations import RedisWebhookBus, SharedTracker
+from flinkey_async.webhooks import start_webhook_server
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,6 +160,55 @@ async def writer_main(args: dict[str, Any]) -> None:
     out.flush()
 
 
+# -- one twin process ----------------------------------------------------------------------------
+TWIN_START = datetime(2034, 1, 1, tzinfo=UTC)
+
+
+async def twin_main(args: dict[str, Any]) -> None:
+    """Once told to go (a line on stdin), send ``count`` creates at once, the n-th for
+    (car 101, user 1001, TWIN_START + n days): the other twin sends the same ones."""
+    out = sys.stdout
+
+    def report(**fields: Any) -> None:
+        out.write(json.dumps(fields) + "\n")
+
+    async with (
+        SharedTracker.connect(args["redis"], prefix=args["prefix"], read_block=0.5) as tracker,
+        FlinkeyClient(
+            "sandbox-api-key",
+            1,
+            username="manager@example.com",
+            password="sandbox-password",
+            base_url=args["sandbox"],
+            tracker=tracker,
+        ) as client,
+    ):
+        out.write("ready\n")
+        out.flush()
+        await asyncio.to_thread(sys.stdin.readline)
+
+        async def create(n: int) -> None:
+            try:
+                op = await client.assignments.create(
+                    car_id=CARS[0], user_id=USERS[0], start=TWIN_START + timedelta(days=n)
+                )
+                outcome = await op.wait(timeout=WAIT)
+            except Exception as exc:
+                report(kind="create", n=n, ok=False, error=f"{type(exc).__name__}: {exc}")
+            else:
+                report(kind="create", n=n, ok=outcome.confirmed, id=outcome.assignment_id)
+
+        await asyncio.gather(*(create(n) for n in range(args["count"])))
+        report(
+            kind="summary",
+            claims=tracker.claims,
+            claims_lost=tracker.claims_lost,
+            pending=tracker.pending,
+            fallbacks=tracker.fallbacks,
+        )
+    out.flush()
+
+
 # -- the forwarder: flinkey's retries ------------------------------------------------------------
 class Forwarder:
     """Takes the sandbox's webhook POSTs (answers 200 at once) and delivers each to
@@ -241,9 +296,10 @@ def start_relay(redis_url: str, log: TextIO) -> tuple[subprocess.Popen[str], str
     return process, line.split(" on ", 1)[1].strip()
 
 
-def start_writer(args: dict[str, Any], log: TextIO) -> subprocess.Popen[str]:
+def start_writer(args: dict[str, Any], log: TextIO, mode: str = "writer") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", __name__, "writer", json.dumps(args)],
+        [sys.executable, "-m", __name__, mode, json.dumps(args)],
+        stdin=subprocess.PIPE if mode == "twin" else None,
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -377,5 +433,69 @@ async def test_three_writer_processes_confirm_1000_writes_through_one_relay_proc
     assert took < 60
 
 
+async def test_two_writer_processes_sending_identical_creates_get_an_assignment_each(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    count = 25
+    key = f"twins-{os.getpid()}"
+    logs = (tmp_path / "twins.log").open("w")
+    twins: list[subprocess.Popen[str]] = []
+    began = time.monotonic()
+    async with RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus:
+        runner = await start_webhook_server(
+            webhook_app(secret=SECRET, publisher=bus), "127.0.0.1", 0
+        )
+        hook = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/flinkey"
+        try:
+            async with Sandbox(
+                SandboxConfig(write_delay=0.1, webhook_url=hook, webhook_secret=SECRET)
+            ) as sandbox:
+                args = {"count": count, "sandbox": sandbox.url, "redis": redis_server.url}
+                twins = [start_writer({**args, "prefix": key}, logs, "twin") for _ in range(2)]
+                for twin in twins:  # both trackers started
+                    assert twin.stdout is not None
+                    async with asyncio.timeout(20):
+                        line = await asyncio.to_thread(twin.stdout.readline)
+                    assert line == "ready\n", (tmp_path / "twins.log").read_text()
+                for twin in twins:  # go, both at once
+                    assert twin.stdin is not None
+                    twin.stdin.write("go\n")
+                    twin.stdin.flush()
+                outputs = await asyncio.gather(
+                    *(asyncio.to_thread(twin.communicate, timeout=30) for twin in twins)
+                )
+                async with asyncio.timeout(10):
+                    await sandbox.drain()
+                made = {
+                    a.id
+                    for a in sandbox.store.assignments_for_car(CARS[0])
+                    if a.start >= TWIN_START
+                }
+        finally:
+            for twin in twins:
+                if twin.poll() is None:
+                    stop(twin, signal.SIGKILL)
+            logs.close()
+            await runner.cleanup()
+    took = time.monotonic() - began
+
+    assert [twin.returncode for twin in twins] == [0, 0], (tmp_path / "twins.log").read_text()
+    reports = [[json.loads(line) for line in out.splitlines()] for out, _err in outputs]
+    creates = [[r for r in rs if r["kind"] == "create"] for rs in reports]
+    summaries = [r for rs in reports for r in rs if r["kind"] == "summary"]
+    assert [len(c) for c in creates] == [count, count]
+    assert [r for c in creates for r in c if not r["ok"]] == []
+    ids = [r["id"] for c in creates for r in c]
+    # one assignment each: no id reported twice, and every one made is someone's
+    assert len(set(ids)) == len(ids) == 2 * count
+    assert set(ids) == made
+    assert sum(s["claims"] for s in summaries) == 2 * count
+    assert sum(s["claims_lost"] for s in summaries) > 0  # the twins raced for the events
+    assert all(s["pending"] == 0 and s["fallbacks"] == 0 for s in summaries)
+    assert took < 20
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["writer"]:
     asyncio.run(writer_main(json.loads(sys.argv[2])))
+elif __name__ == "__main__" and sys.argv[1:2] == ["twin"]:
+    asyncio.run(twin_main(json.loads(sys.argv[2])))
