@@ -137,8 +137,17 @@ async def test_a_failed_start_keeps_no_chained_exception(secret_user: int) -> No
 
 
 #: Passwords with an unencoded '/', '?' or '#': the parsers take their start for a port or a
-#: host (and, when it is all digits, accept the URL as another server's).
-MALFORMED = ["LEAKED-Kp/rest", "LEAKED-Kp?rest", "LEAKED-Kp#rest", "1234/5678", "1234?5678"]
+#: host (and, when it is all digits, accept the URL as another server's; "1234?a=5678" puts
+#: the '@' in a query value).
+MALFORMED = [
+    "LEAKED-Kp/rest",
+    "LEAKED-Kp?rest",
+    "LEAKED-Kp#rest",
+    "1234/5678",
+    "1234?5678",
+    "1234?a=5678",
+    "1234?db=0&a=5678",
+]
 MAKERS: dict[str, Callable[[str], Any]] = {
     "limit": lambda u: RedisRateLimit(u, name="n"),
     "bus": RedisWebhookBus.from_url,
