@@ -100,6 +100,19 @@ async def trackers(
         yield started
 
 
+@asynccontextmanager
+async def on_one_stream(
+    url: str, count: int = 2, **options: Any
+) -> AsyncIterator[tuple[RedisWebhookBus, list[SharedTracker]]]:
+    """A bus and ``count`` started trackers on one new prefix."""
+    key = prefix()
+    async with (
+        RedisWebhookBus.from_url(url, prefix=key) as bus,
+        trackers(url, key, count, **options) as started,
+    ):
+        yield bus, started
+
+
 async def claims_of(url: str, bus: RedisWebhookBus) -> dict[str, str]:
     """The claims in Redis: entry id -> claimant."""
     client = aioredis.Redis.from_url(url)
@@ -129,11 +142,7 @@ def ids(got: list[OperationOutcome]) -> list[int]:
 async def test_identical_creates_in_two_trackers_get_an_id_each(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0) as (bus, (a, b)):
         op_a, op_b = create_op(), create_op()
         a.expect(op_a)
         b.expect(op_b)
@@ -151,12 +160,8 @@ async def test_identical_creates_in_two_trackers_get_an_id_each(
 async def test_two_updates_of_one_assignment_in_two_trackers_take_an_event_each(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
     ends = [END + timedelta(days=1), END + timedelta(days=2)]
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0) as (bus, (a, b)):
         op_a, op_b = update_op(), update_op()
         a.expect(op_a)
         b.expect(op_b)
@@ -176,11 +181,7 @@ async def test_identical_update_events_the_second_a_repeat_resolve_one_operation
 ) -> None:
     """Two identical updates have identical events: the stream marks the second a repeat, and
     it is still the outcome of the operation that did not take the first."""
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0) as (bus, (a, b)):
         op_a, op_b = update_op(), update_op()
         a.expect(op_a)
         b.expect(op_b)
@@ -200,11 +201,7 @@ async def test_a_redelivered_create_event_is_not_taken_by_the_tracker_that_lost_
 ) -> None:
     """flinkey delivers the first create's webhook twice: the repeat (a new entry, unclaimed)
     is no create of the tracker that lost the first entry: an id is created once."""
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0) as (bus, (a, b)):
         op_a, op_b = create_op(), create_op()
         a.expect(op_a)
         b.expect(op_b)
@@ -222,11 +219,7 @@ async def test_a_redelivered_create_event_is_not_taken_by_the_tracker_that_lost_
 async def test_identical_rejected_creates_in_two_trackers_get_a_failure_each(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0) as (bus, (a, b)):
         op_a, op_b = create_op(), create_op()
         a.expect(op_a)
         b.expect(op_b)
@@ -241,11 +234,7 @@ async def test_identical_rejected_creates_in_two_trackers_get_a_failure_each(
 async def test_identical_creates_expected_after_their_events_get_an_id_each(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0, orphan_ttl=30.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0, orphan_ttl=30.0) as (bus, (a, b)):
         op_a, op_b = create_op(), create_op()  # sent before their webhooks arrived
         await bus.publish(created(123))
         await bus.publish(created(124))
@@ -267,11 +256,7 @@ async def test_identical_creates_expected_after_their_events_get_an_id_each(
 async def test_an_orphan_another_tracker_claimed_leaves_the_operation_waiting(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0, orphan_ttl=30.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0, orphan_ttl=30.0) as (bus, (a, b)):
         op_a, op_b = create_op(), create_op()
         await bus.publish(created(123))
         await a.sync()
@@ -295,12 +280,8 @@ async def test_an_orphan_another_tracker_claimed_leaves_the_operation_waiting(
 async def test_two_updates_of_one_assignment_expected_after_their_events_take_one_each(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
     ends = [END + timedelta(days=1), END + timedelta(days=2)]
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, lookback=0.0, orphan_ttl=30.0) as (a, b),
-    ):
+    async with on_one_stream(redis_server.url, lookback=0.0, orphan_ttl=30.0) as (bus, (a, b)):
         op_a, op_b = update_op(), update_op()
         for end in ends:
             await bus.publish(updated(5001, end))
@@ -389,11 +370,7 @@ async def test_an_orphans_claim_while_redis_is_down_resolves_once_it_is_back(
 async def test_one_tracker_still_resolves_identical_writes_with_an_entry_each(
     redis_server: RedisServer,
 ) -> None:
-    key = prefix()
-    async with (
-        RedisWebhookBus.from_url(redis_server.url, prefix=key) as bus,
-        trackers(redis_server.url, key, count=1, lookback=0.0) as (tracker,),
-    ):
+    async with on_one_stream(redis_server.url, count=1, lookback=0.0) as (bus, (tracker,)):
         creates = [create_op(), create_op()]
         updates = [update_op(), update_op()]
         for op in creates + updates:
