@@ -223,3 +223,42 @@ async def test_stopping_a_sandbox_does_not_wait_a_minute_for_a_request_in_flight
             await sandbox.stop()
             await in_flight
         assert time.monotonic() - started < 10
+
+
+#: Ctrl-C landing while the command imports its libraries (the first few hundred ms of a run):
+#: the import of aiohttp raises KeyboardInterrupt, as the signal would.
+_INTERRUPTED_IMPORT = """
+import sys
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+"""
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "import runpy; sys.argv = ['flinkey', 'customers', 'list']; "
+        "runpy.run_module('flinkey_async', run_name='__main__', alter_sys=True)",
+        "from flinkey_async.cli import main; sys.exit(main(['customers', 'list']))",
+    ],
+    ids=["python -m flinkey_async", "flinkey (console script)"],
+)
+def test_ctrl_c_while_the_command_starts_is_one_line_and_status_130(entry: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_IMPORT + entry],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "flinkey: interrupted\n" and done.stdout == ""
