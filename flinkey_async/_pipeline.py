@@ -739,7 +739,10 @@ class Pipeline:
         # a connection, so that a cancellation tells "never sent" from "perhaps applied".
         send_mark = current_mark() if authenticate and method in _WRITE_METHODS else None
         was_sent = False
-        self._inflight += 1
+        # Calls count as in flight for aclose(); the token request does not: it serves calls
+        # that count, and one nobody waits for any more is cancelled by closing at once.
+        inflight = 1 if authenticate else 0
+        self._inflight += inflight
         try:
             while True:
                 token: Secret | None = None
@@ -968,7 +971,7 @@ class Pipeline:
                 )
                 await _sleep(delay)
         finally:
-            self._inflight -= 1
+            self._inflight -= inflight
             if not self._inflight and self._idle is not None:
                 self._idle.set()
 
