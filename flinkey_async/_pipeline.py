@@ -476,8 +476,6 @@ class Pipeline:
         view._scoped_template[CUSTOMER_ID_HEADER] = view._customer_text
         view._root = self._root
         view._closed_flag = False
-        view._inflight = 0
-        view._idle = None
         return view
 
     def _http(self) -> aiohttp.ClientSession:
@@ -738,11 +736,13 @@ class Pipeline:
         # A write watched by run_bulk (and the like) is marked as perhaps sent once handed to
         # a connection, so that a cancellation tells "never sent" from "perhaps applied".
         send_mark = current_mark() if authenticate and method in _WRITE_METHODS else None
-        was_sent = False
+        waited = False  # for a token or a turn of the limiter
         # Calls count as in flight for aclose(); the token request does not: it serves calls
         # that count, and one nobody waits for any more is cancelled by closing at once.
+        # (counted on the root: closing the client waits for its views' calls too)
         inflight = 1 if authenticate else 0
-        self._inflight += inflight
+        counter = self._root
+        counter._inflight += inflight
         try:
             while True:
                 token: Secret | None = None
@@ -754,16 +754,27 @@ class Pipeline:
                     if provider is not None and id(provider.cached()) == root._last_token_id:
                         token = root._last_token
                     else:
-                        token = self._cached_token() or await self._token(
-                            method, segments, deadline_at
-                        )
+                        token = self._cached_token()
+                        if token is None:
+                            token = await self._token(method, segments, deadline_at)
+                            waited = True
                     headers.update(root._last_auth)  # the header of the token just kept
                 failure: Failure
                 error: Exception
                 retry_after: float | None = None
                 limiter = self.limiter
                 if not limiter.try_acquire():
-                    await limiter.acquire()
+                    waited = True
+                    if deadline_at is None:
+                        await limiter.acquire()
+                    else:
+                        try:
+                            await limiter.acquire(timeout=deadline_at - clock())
+                        except TimeoutError:
+                            raise RequestTimeoutError(
+                                f"{method} {_path_text(segments)}: no turn within the client's "
+                                f"limits before its deadline of {self.deadline} s; not sent"
+                            ) from None
                 debug = logger.isEnabledFor(logging.DEBUG)
                 sent_at = clock() if debug else 0.0
                 answer = 0
@@ -781,7 +792,8 @@ class Pipeline:
                     # _Watches), else by aiohttp.
                     watch = None
                     watches = root._watches
-                    if attempt == 0 and self._timeout_within_deadline:
+                    # (the precomputed first attempt's, unless waiting took part of the deadline)
+                    if attempt == 0 and not waited and self._timeout_within_deadline:
                         total = self._watched_total  # None: too short to round, or no total
                     else:
                         total = self._watchable_total(clock, deadline_at)
@@ -796,12 +808,12 @@ class Pipeline:
                             watch.add(task)
                     if watch is not None:
                         timeout = self._unwatched_timeout
-                    elif attempt == 0 and self._timeout_within_deadline:
+                    elif attempt == 0 and not waited and self._timeout_within_deadline:
                         timeout = self._timeout
                     else:
                         timeout = self._attempt_timeout(clock, deadline_at)
                     if send_mark is not None:
-                        was_sent, send_mark.maybe_sent = send_mark.maybe_sent, True
+                        send_mark.handed += 1
                     # One attempt, inline (one coroutine level less on every resumption).
                     try:
                         resp = await http.request(
@@ -858,14 +870,14 @@ class Pipeline:
                             watch.discard(task)
                 except aiohttp.ConnectionTimeoutError:
                     if send_mark is not None:  # no connection: nothing was written
-                        send_mark.maybe_sent = was_sent
+                        send_mark.handed -= 1
                     failure = "connect"
                     error = RequestTimeoutError(
                         f"{method} {_path_text(segments)}: timed out connecting to {url.host}"
                     )
                 except aiohttp.ClientConnectorError as exc:
                     if send_mark is not None:
-                        send_mark.maybe_sent = was_sent
+                        send_mark.handed -= 1
                     failure = "connect"
                     error = TransportError(
                         f"cannot connect to {url.host}:{url.port}: "
@@ -894,7 +906,7 @@ class Pipeline:
                     # Refused before the request was written: by the proxy (no tunnel), the
                     # server's certificate, or the URL itself.
                     if send_mark is not None:
-                        send_mark.maybe_sent = was_sent
+                        send_mark.handed -= 1
                     failure = "disconnect"
                     error = TransportError(
                         f"{method} {_path_text(segments)}: not sent ({type(exc).__name__})"
@@ -913,8 +925,20 @@ class Pipeline:
                             f"{method} {_path_text(segments)}: the client was closed while the "
                             "request was in flight"
                         ) from None
+                    given = self._root._http_session
+                    if given is not None and given.closed:  # the caller's, closed by the caller
+                        raise ClientClosedError(
+                            f"{method} {_path_text(segments)}: the aiohttp session given to "
+                            "the client (session=) is closed"
+                        ) from None
                     raise
                 else:
+                    if send_mark is not None:
+                        # Answered: it arrived, unless flinkey refused it unapplied (429; a
+                        # 401 for the token, which may be refreshed and the write sent again).
+                        send_mark.handed -= 1
+                        if status != 429 and status != 401:
+                            send_mark.sent = True
                     if status != 429:
                         answer = status  # learnt from as the slot is given back
                     if debug:
@@ -938,6 +962,7 @@ class Pipeline:
                         (self._api_key,) if token is None else (self._api_key, token),
                     )
                     body = b""
+                    del resp  # (whose _body is the answer too)
                     if (
                         isinstance(api_error, InvalidTokenError)
                         and token is not None
@@ -971,9 +996,9 @@ class Pipeline:
                 )
                 await _sleep(delay)
         finally:
-            self._inflight -= inflight
-            if not self._inflight and self._idle is not None:
-                self._idle.set()
+            counter._inflight -= inflight
+            if not counter._inflight and counter._idle is not None:
+                counter._idle.set()
 
     def _lost(self, method: str, segments: Sequence[str | int], what: str) -> TransportError:
         if method in _WRITE_METHODS:

@@ -17,16 +17,28 @@ __all__ = ["SendMark", "current_mark", "watching_sends"]
 
 
 class SendMark:
-    """``maybe_sent``: a write of the watched call was handed to a connection (and not
-    refused before being written: a failed connection or a refused tunnel clear it again)."""
+    """What the pipeline knows of the watched call's writes.
 
-    __slots__ = ("maybe_sent",)
+    Attributes:
+        handed: writes handed to aiohttp and not yet ended (each attempt adds one and takes
+            it back when it ends: refused before being written, or answered).
+        sent: a write was answered with anything but 429 or 401 (flinkey received it), or
+            ended in a way that leaves its arrival open (it stays counted in ``handed``).
+    """
+
+    __slots__ = ("handed", "sent")
 
     def __init__(self) -> None:
-        self.maybe_sent = False
+        self.handed = 0
+        self.sent = False
+
+    @property
+    def maybe_sent(self) -> bool:
+        """A write may have arrived: one was answered, or one is (or was left) in flight."""
+        return self.sent or self.handed > 0
 
     def __repr__(self) -> str:
-        return f"SendMark(maybe_sent={self.maybe_sent})"
+        return f"SendMark(handed={self.handed}, sent={self.sent})"
 
 
 _MARK: ContextVar[SendMark | None] = ContextVar("flinkey_async_send_mark", default=None)

@@ -39,10 +39,12 @@ Arguments are checked before anything is sent (a bad one raises
 A run can be cancelled: what was sent is still in the :class:`BulkReport` the caller passed in
 (its items are then ``unknown`` when sent and unconfirmed, else ``not_attempted``), and the
 cancellation propagates. An item whose write a :class:`~flinkey_async.FlinkeyClient` had
-already handed to a connection when the cancellation came counts as sent (``unknown``, without
-an ``operation``: a later read tells); one still waiting for its turn, its token or a
-connection is ``not_attempted``. (A ``send`` that does not write through a ``FlinkeyClient``
-cannot tell: its items cancelled in flight are ``not_attempted``.)
+already handed to aiohttp when the cancellation came counts as sent (``unknown``, without an
+``operation``: a later read tells), also while aiohttp was still waiting for a free pooled
+connection; one still waiting for its turn in the client's limits or its token, between
+refused connections, or for the retry after a 429 (flinkey did not apply it) is
+``not_attempted``. (A ``send`` that does not write through a ``FlinkeyClient`` cannot tell:
+its items cancelled in flight are ``not_attempted``.)
 """
 
 from __future__ import annotations

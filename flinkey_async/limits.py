@@ -221,21 +221,32 @@ class Limiter:
             return True
         return False
 
-    async def acquire(self) -> None:
-        """Wait for a slot and for the pace; call :meth:`release` when the answer is in."""
+    async def acquire(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait for a slot and for the pace; call :meth:`release` when the answer is in.
+
+        ``timeout``: raise ``TimeoutError`` (holding nothing) when the slot or the turn in the
+        pace would come later than that many seconds from now."""
+        deadline = None if timeout is None else self._clock() + timeout
         if self._free and not self._waiters:
             self._free -= 1
         else:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                await waiter
+                if timeout is None:
+                    await waiter
+                else:
+                    await asyncio.wait((waiter,), timeout=max(0.0, timeout))
+                    if not waiter.done():
+                        waiter.cancel()
+                        raise TimeoutError
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self.release()  # a slot was handed over as this task was cancelled
                 elif waiter in self._waiters:  # (a release may have dropped it, cancelled)
                     self._waiters.remove(waiter)
                 raise
+        reserved = 0.0
         try:
             now = self._clock()
             if self._paused_until and self._paused_until <= now:
@@ -245,12 +256,19 @@ class Limiter:
             rate = self._rate if shared is None else shared.rate
             if rate is not None:
                 slot = max(slot, self._next_slot)
-                self._next_slot = slot + 1 / rate
+                reserved = 1 / rate
+                self._next_slot = slot + reserved
+            if deadline is not None and slot > deadline:
+                raise TimeoutError
             if slot > now:
                 await asyncio.sleep(slot - now)
             if shared is not None:
                 await shared.acquire()
         except BaseException:
+            # Cancelled (or failed) before sending: its turn in the pace is given back, or
+            # the turns of a cancelled crowd of waiters would delay every later request.
+            if reserved:
+                self._next_slot = max(self._clock(), self._next_slot - reserved)
             self.release()
             raise
         self.stats.requests += 1

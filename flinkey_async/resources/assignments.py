@@ -8,6 +8,7 @@ and the asynchronous writes ``PUT /assignments``, ``PATCH /assignments/{id}``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import weakref
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._converter import parse_datetime, unstructure
+from .._sending import current_mark
 from .._validate import check_aware, check_id, check_window
 from ..bulk import BulkReport, ItemResult, Progress, run_bulk
-from ..errors import FlinkeyError, NotFoundError, ValidationError
+from ..errors import FlinkeyError, JournalError, NotFoundError, ValidationError
 from ..journal import FileJournal, Journal, JournalEntry
 from ..models.assignments import (
     ASSIGNMENT_PATCH,
@@ -433,7 +435,15 @@ class Assignments(Resource):
             entry = _journal_entry(customer, item)
             journal.sent(entry)  # before it leaves: a crash from here on is covered
             recorded[id(item)] = entry.id
-            return await send_unrecorded(item)
+            try:
+                return await send_unrecorded(item)
+            except asyncio.CancelledError:
+                mark = current_mark()  # run_bulk's, for this item
+                if mark is not None and not mark.maybe_sent:
+                    # Cancelled before it left: nothing for a later run to wait for.
+                    with contextlib.suppress(JournalError):
+                        journal.settled([entry.id])
+                raise
 
         def ended(result: ItemResult[tuple[str, Any]]) -> None:
             entry_id = recorded.get(id(result.item))

@@ -361,3 +361,31 @@ async def test_a_write_cancelled_between_refused_connections_is_not_attempted(
         with pytest.raises(asyncio.CancelledError):
             await run
     assert [r.status for r in report.results] == ["not_attempted"]
+
+
+async def test_a_write_answered_429_and_cancelled_before_its_retry_is_not_attempted(
+    server: RecordingServer,
+) -> None:
+    """A 429 says the write was not applied: cancelled while it waits for its retry, the item
+    is safe to send again (not_attempted), like one that never left."""
+    limited = asyncio.Event()
+
+    def too_many(_: web.Request, __: Recorded) -> web.Response:
+        limited.set()
+        return web.Response(status=429, headers={"Retry-After": "5"})
+
+    server.on("PATCH", "/assignments/1", too_many)
+    report: BulkReport[Any] = BulkReport()
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=TOKEN, base_url=server.url, retry=RetryPolicy(jitter=0)
+    ) as client:
+        run = asyncio.ensure_future(
+            client.assignments.update_many([(1, PATCH)], wait=False, report=report)
+        )
+        await asyncio.wait_for(limited.wait(), 5)
+        await asyncio.sleep(0.05)  # waiting the Retry-After now
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert writes(server) == [("PATCH", "/assignments/1")]
+    assert [r.status for r in report.results] == ["not_attempted"]

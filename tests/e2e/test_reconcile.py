@@ -7,12 +7,14 @@ import asyncio
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from flinkey_async import DesiredAssignment, FlinkeyClient, RetryPolicy
 from flinkey_async.bulk import BulkReport
 from flinkey_async.errors import ServerError, ValidationError
+from flinkey_async.journal import FileJournal
 from flinkey_async.limits import Limiter, Limits
 from flinkey_async.models import NewAssignment
 from flinkey_async.reconcile import Existing, default_key, diff
@@ -302,3 +304,37 @@ async def test_a_write_sent_again_in_a_later_round_is_confirmed_by_its_own_webho
     assert report.ok, report.unknown
     assert [r.outcome.confirmed for r in report.deleted if r.outcome] == [True]
     assert tracker.pending == 0
+
+
+async def test_a_cancelled_reconcile_leaves_in_its_journal_only_what_was_sent(
+    tmp_path: Path,
+) -> None:
+    """The journal records each write before it leaves. A run cancelled while most writes
+    still wait for their turn (2 per second) settles those at once: a re-run has nothing to
+    wait for but the writes that did leave."""
+    journal = tmp_path / "journal.jsonl"
+    async with Sandbox(SandboxConfig(write_delay=0.02)) as sandbox:
+        assert sandbox.url is not None
+        car = CARS[0]
+        sandbox.store.add_car(1, car, name="Paced")
+        desired = [DesiredAssignment(car, USERS[0], BASE + timedelta(days=i)) for i in range(8)]
+        async with FlinkeyClient(
+            sandbox.config.api_key,
+            1,
+            token=sandbox.issue_token(),
+            base_url=sandbox.url,
+            limits=Limits(rate=2),
+        ) as client:
+            run = asyncio.ensure_future(
+                client.assignments.reconcile(desired, cars=[car], journal=journal, rounds=1)
+            )
+            async with asyncio.timeout(10):
+                while not sandbox.request_counts.get("PUT /assignments"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+        sent = sandbox.request_counts["PUT /assignments"]
+    pending = FileJournal(journal).pending()
+    assert 1 <= len(pending) <= sent < len(desired)

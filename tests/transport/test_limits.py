@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp import web
 
-from flinkey_async import FlinkeyClient, RetryPolicy
-from flinkey_async.errors import ServerError
+from flinkey_async import FlinkeyClient, JsonPatch, RetryPolicy
+from flinkey_async.errors import RequestTimeoutError, ServerError
 from flinkey_async.limits import Limiter, Limits
+from flinkey_async.operations import PendingOperation
 from flinkey_async.sandbox import RateLimit, Sandbox, SandboxConfig
 from tests.support.recording import API_KEY, CUSTOMER_ID, TOKEN, RecordingServer, json_response
 
@@ -46,6 +47,51 @@ async def test_waiters_cancelled_with_the_holder_raise_their_cancellation() -> N
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert [type(r) for r in results] == [asyncio.CancelledError] * 3
     await asyncio.wait_for(limiter.acquire(), 1)  # the slot was given back
+
+
+async def test_cancelled_waiters_give_their_turns_in_the_pace_back() -> None:
+    """Twenty requests waiting for their turn at 2 per second, cancelled: the next request
+    waits at most one interval, not the ten seconds of the turns they had reserved."""
+    limiter = Limiter(Limits(rate=2))
+    await limiter.acquire()
+    limiter.release()
+    waiting = [asyncio.ensure_future(limiter.acquire()) for _ in range(20)]
+    await asyncio.sleep(0.05)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    began = time.monotonic()
+    await asyncio.wait_for(limiter.acquire(), 5)
+    assert time.monotonic() - began <= 0.6
+
+
+async def test_a_turn_later_than_the_deadline_is_not_waited_for_and_nothing_is_sent(
+    server: RecordingServer,
+) -> None:
+    """At 0.5 requests per second and a 1 s deadline, the second and third of three writes
+    would leave after their deadline: they fail at once, not sent, instead of waiting 2 and
+    4 s and then being sent with no time left (an outcome unknown)."""
+    for i in (1, 2, 3):
+        server.on("PATCH", f"/assignments/{i}", lambda _, __: web.Response(status=204))
+    patch = JsonPatch().replace("/lifetime", 604_800)
+    async with FlinkeyClient(
+        API_KEY,
+        CUSTOMER_ID,
+        token=TOKEN,
+        base_url=server.url,
+        deadline=1.0,
+        limits=Limits(rate=0.5),
+    ) as client:
+        began = time.monotonic()
+        results = await asyncio.gather(
+            *(client.assignments.update(i, patch) for i in (1, 2, 3)), return_exceptions=True
+        )
+        took = time.monotonic() - began
+    assert isinstance(results[0], PendingOperation)
+    for late in results[1:]:
+        assert isinstance(late, RequestTimeoutError) and "not sent" in str(late)
+    assert took < 0.9
+    assert [r.path for r in server.requests] == ["/v3/assignments/1"]
 
 
 def test_the_adaptive_rate_decreases_on_429_and_increases_again() -> None:

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flinkey_async import FlinkeyClient, RetryPolicy
+from flinkey_async import FlinkeyClient, JsonPatch, RetryPolicy
 from flinkey_async.auth import PasswordGrant, StaticToken, parse_token_response
 from flinkey_async.errors import (
     ClientClosedError,
@@ -381,6 +381,26 @@ async def test_no_secret_in_traceback_locals(server: RecordingServer, fail_on: s
         assert secret not in rendered
 
 
+async def test_closing_the_client_lets_a_call_of_a_customer_view_finish(
+    server: RecordingServer,
+) -> None:
+    """A view shares the client's session: closing the client waits for the view's calls
+    as for its own, instead of closing the session under them."""
+
+    async def slow(_: web.Request, __: Recorded) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.Response(status=204)
+
+    server.on("PATCH", "/assignments/1", slow)
+    client = FlinkeyClient(API_KEY, CUSTOMER_ID, token="t", base_url=server.url, retry=FAST)
+    view = client.for_customer(7)
+    call = asyncio.ensure_future(view.assignments.update(1, JsonPatch().remove("/end")))
+    await asyncio.sleep(0.1)  # the view's PATCH is in flight
+    await client.aclose(timeout=5)
+    op = await call
+    assert op.customer_id == 7 and op.assignment_id == 1
+
+
 async def test_closing_lets_a_call_waiting_for_its_token_finish(server: RecordingServer) -> None:
     """A call in flight gets the close's ``timeout`` to finish, also while it waits for its
     token; past the timeout it ends with ClientClosedError, never a bare CancelledError."""
@@ -406,3 +426,19 @@ async def test_closing_lets_a_call_waiting_for_its_token_finish(server: Recordin
     with pytest.raises(ClientClosedError, match="waited for its access token"):
         await call
     assert [r.path for r in server.requests] == ["/v3/oauth2/token"]
+
+
+async def test_a_session_closed_by_its_owner_gives_a_typed_error(server: RecordingServer) -> None:
+    """The caller's own aiohttp session, closed under an open client: each call raises
+    ClientClosedError saying so, not aiohttp's bare RuntimeError."""
+    server.on("GET", "/assignments/1", ok)
+    session = aiohttp.ClientSession()
+    client = FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token="t", base_url=server.url, retry=FAST, session=session
+    )
+    await session.close()
+    async with client:
+        for call in (client.assignments.get(1), client.assignments.delete(1)):
+            with pytest.raises(ClientClosedError, match=r"session given to the client"):
+                await call
+    assert server.requests == []
