@@ -373,8 +373,11 @@ class PasswordGrant:
         inflight = self._inflight
         if inflight is not None and not inflight.done():
             inflight.cancel()
-            with contextlib.suppress(BaseException):
-                await inflight
+            # Waits for it to end without taking its outcome: a cancellation of the task that
+            # closes still propagates (awaiting the fetch under suppress() swallowed it).
+            await asyncio.wait((inflight,))
+            if not inflight.cancelled():
+                inflight.exception()  # retrieved: no "never retrieved" warning
 
     def __repr__(self) -> str:
         return f"PasswordGrant(username={self._username!r}, password=***)"
@@ -405,12 +408,14 @@ def _secret_forms(value: str) -> list[str]:
 
 #: Secrets shorter than this are masked only where they stand alone (see mask_secrets).
 _SHORT_SECRET = 8
+#: The shortest start of a secret masked at the end of a text cut off with "…".
+_CUT_START = 4
 
 
 def mask_secrets(text: str, secrets: Sequence[Secret]) -> str:
     """``text`` with every form of each of ``secrets`` (see :func:`_secret_forms`) shown as
     ``***``. A text cut off with ``…`` (an excerpt) also loses what, just before the cut,
-    may be the start of one.
+    may be the start of one (4 characters or more).
 
     A secret shorter than 8 characters (a test's token ``"t"``) is masked only where no
     letter or digit touches it, so that it does not mask parts of words ("In***ernal")."""
@@ -428,7 +433,8 @@ def mask_secrets(text: str, secrets: Sequence[Secret]) -> str:
     if text.endswith("…"):
         head = text[:-1]
         for form in forms:
-            for size in range(min(len(form) - 1, len(head)), 0, -1):
+            # (a start of at least 4 characters: 1 - 3 would mask the ends of plain words)
+            for size in range(min(len(form) - 1, len(head)), _CUT_START - 1, -1):
                 if head.endswith(form[:size]):
                     head = head[:-size] + "***"
                     break

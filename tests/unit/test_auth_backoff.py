@@ -114,3 +114,27 @@ def test_grant_refuses_a_clock_or_fetch_that_cannot_be_called() -> None:
         PasswordGrant("manager", "secret", endpoint.fetch, clock=3.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fetch must be callable"):
         PasswordGrant("manager", "secret", "https://example.invalid")  # type: ignore[arg-type]
+
+
+async def test_closing_keeps_the_cancellation_of_the_task_that_closes() -> None:
+    """The grant's close waits for the cancelled fetch to unwind; a cancellation of the
+    closing task meanwhile propagates (an outer timeout or task group still works)."""
+
+    async def slow_to_unwind(username: str, password: Secret) -> TokenResponse:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(0.2))
+            raise
+        raise AssertionError("never answered")
+
+    grant = PasswordGrant("manager", Secret("pw-Zq7"), slow_to_unwind)
+    waiter = asyncio.ensure_future(grant.token())
+    await asyncio.sleep(0.05)
+    waiter.cancel()  # the fetch runs on, for nobody
+    await asyncio.gather(waiter, return_exceptions=True)
+    closer = asyncio.ensure_future(grant.aclose())
+    await asyncio.sleep(0.05)  # closing: the fetch is unwinding
+    closer.cancel()
+    await asyncio.gather(closer, return_exceptions=True)
+    assert closer.cancelled()

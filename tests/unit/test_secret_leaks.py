@@ -282,6 +282,9 @@ def test_a_short_secret_is_masked_only_where_it_stands_alone() -> None:
     text = "Internal error: token=t; Bearer t, 'T' tt at"
     assert mask_secrets(text, [short]) == "Internal error: token=***; Bearer ***, 'T' tt at"
     assert mask_secrets("xk3y-Long-enoughx", [long, short]) == "x***x"
+    # a text cut off: a start of 4 characters or more before the cut is masked, a letter not
+    assert mask_secrets("see the k…", [long]) == "see the k…"
+    assert mask_secrets("key was k3y-…", [long]) == "key was ***…"
 
 
 # -- error messages are bounded ---------------------------------------------------------------
