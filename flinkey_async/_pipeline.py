@@ -59,7 +59,14 @@ from ._sending import current_mark
 from ._validate import check_seconds
 from ._version import __version__
 from ._wire import API_KEY_HEADER, AUTHORIZATION_HEADER, CUSTOMER_ID_HEADER, dumps
-from .auth import Secret, TokenProvider, TokenResponse, parse_token_response, redacted
+from .auth import (
+    Secret,
+    TokenProvider,
+    TokenResponse,
+    mask_secrets,
+    parse_token_response,
+    redacted,
+)
 from .errors import (
     BadRequestError,
     ClientClosedError,
@@ -946,7 +953,15 @@ class Pipeline:
                     if ok:
                         if model is None:
                             return Response(status, response_headers, body)
-                        return decode(body, model)
+                        try:
+                            return decode(body, model)
+                        except DecodeError as exc:
+                            # The body may quote the request: its excerpt masks the credentials.
+                            body = b""
+                            masked = _masked_decode_error(
+                                exc, (self._api_key,) if token is None else (self._api_key, token)
+                            )
+                        raise masked
                     path = _path_text(segments)
                     if 300 <= status < 400:
                         raise UnexpectedRedirectError(
@@ -1086,6 +1101,16 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: b
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _masked_decode_error(error: DecodeError, secrets: Sequence[Secret]) -> DecodeError:
+    """A copy of ``error`` (without its traceback and chained exceptions) whose text and
+    excerpt show none of ``secrets``."""
+    masked = copy.copy(error)
+    if masked.excerpt is not None:
+        masked.excerpt = mask_secrets(masked.excerpt, secrets)
+    masked.args = tuple(mask_secrets(a, secrets) if isinstance(a, str) else a for a in error.args)
+    return masked
 
 
 def _token_json(body: bytes) -> Any:

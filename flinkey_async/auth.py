@@ -398,7 +398,9 @@ def _secret_forms(value: str) -> list[str]:
     ``\\/``), repr- and HTML-escaped; longest first."""
     encoded = {quote(value, safe=""), quote(value), quote_plus(value)}
     encoded |= {quote(form, safe="") for form in encoded}
-    forms = {value, html.escape(value), repr(value)[1:-1], *encoded}
+    escaped_html = html.escape(value)
+    forms = {value, escaped_html, escaped_html.replace("&#x27;", "&#39;"), repr(value)[1:-1]}
+    forms |= encoded
     forms |= {_PERCENT.sub(lambda m: m.group().lower(), form) for form in encoded}
     for ascii_only in (True, False):
         escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]

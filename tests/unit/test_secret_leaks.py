@@ -285,6 +285,25 @@ def test_a_short_secret_is_masked_only_where_it_stands_alone() -> None:
     # a text cut off: a start of 4 characters or more before the cut is masked, a letter not
     assert mask_secrets("see the k…", [long]) == "see the k…"
     assert mask_secrets("key was k3y-…", [long]) == "key was ***…"
+    # HTML-escaped either way a page may write an apostrophe
+    quoted = Secret("it's-a-long-key")
+    assert mask_secrets("k=it&#39;s-a-long-key; j=it&#x27;s-a-long-key", [quoted]) == "k=***; j=***"
+
+
+async def test_a_2xx_answer_that_is_no_model_and_quotes_the_headers_shows_no_credential(
+    server: RecordingServer,
+) -> None:
+    """A 200 whose body is a page quoting the request, not an assignment: the DecodeError's
+    text and excerpt mask the API key and the token."""
+    server.on("GET", "/assignments/1", echo_headers(200, "text"))
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=ISSUED, base_url=server.url, retry=FAST
+    ) as client:
+        with pytest.raises(DecodeError) as info:
+            await client.assignments.get(1)
+    error = info.value
+    assert error.excerpt is not None and "***" in error.excerpt
+    assert_no_secret(everything(error))
 
 
 # -- error messages are bounded ---------------------------------------------------------------
