@@ -35,29 +35,40 @@ fingerprint>`` marks a delivery as published (``SET NX EX dedupe_ttl``). One Lua
 the mark, appends the entry and trims the stream, atomically: a mark never exists without
 its entry, so a receiver that fails halfway answers 503 and the retry is published.
 ``{prefix}:claim:<entry id>`` holds the random id of the tracker that resolved an operation
-with that entry (``SET NX PX``, for :attr:`SharedTracker.claim_ttl` seconds: twice the
-retention, or the lookback if longer, plus ``orphan_ttl``: longer than an entry is read or
-kept).
+with that entry (set if absent, by a Lua script), until :attr:`SharedTracker.claim_ttl`
+seconds (twice the retention, or the lookback if longer, plus ``orphan_ttl``) after the
+*entry's* time, the milliseconds of its id (``PXAT``), not after the claim: trimming is
+approximate, so an entry may stay readable long after ``retention``. The script refuses to
+claim an entry once Redis's clock is within a margin (1 s, or a tenth of ``claim_ttl`` if
+less) of that time, and the tracker skips such an entry as too old (with a warning): a
+claim lasts as long as anybody may still make one, however long its entry is kept.
 
 **Duplicates.** A delivery already published by any receiver (same
 :attr:`~flinkey_async.webhooks.AssignmentEvent.fingerprint`) is published again with
 ``repeat=1``: it is answered 204, not handed to the receiver's handler again, and each
 tracker's own fingerprint memory makes it resolve nothing twice (while two identical writes
 in flight, whose events are identical, still both resolve, as with one process: a repeat is
-claimed like any entry). A tracker does not remember the fingerprint of an entry another
-tracker claimed (so that a later identical event can still be its own), but a repeated
-success is never the outcome of its create or delete: an id is created or deleted once.
+claimed like any entry). A tracker remembers the fingerprint of an entry only once the entry
+resolved one of its operations, not of one another tracker claimed nor of one that matched
+nothing here, so that a later identical event (published as a repeat) can still be the
+outcome of its own identical write; an entry that matches nothing here is a duplicate when
+it is a repeat (not reported to ``on_unsolicited``, not kept), else unsolicited. A repeated
+success is never the outcome of a create or delete: an id is created or deleted once.
 
 **Retention.** Each publication trims the stream to the last ``retention`` seconds (``MINID
 ~``, stream ids are Redis's clock in milliseconds) and at most ``max_len`` entries
 (``MAXLEN ~``); marks expire after ``dedupe_ttl``, claims (one per entry that resolved an
-operation) after ``claim_ttl``. Memory in Redis is bounded by these.
+operation) ``claim_ttl`` after their entry's time. Memory in Redis is bounded by these.
 
 **Early events.** A tracker keeps events that resolved nothing for ``orphan_ttl`` seconds,
 and one that starts reads the stream back ``lookback`` seconds (``orphan_ttl`` by default):
 an event published before the process that sent the write expected it still resolves it,
 once claimed (in a background task started by ``expect()``; if another tracker holds the
-claim, the next kept event that fits is tried, else the operation waits for a new one).
+claim, the next kept event that fits is tried, else the operation waits for a new one). A
+tracker started again after :meth:`~SharedTracker.aclose` resumes after the last entry it
+read (it reads an entry once) and claims the kept events of its pending operations again.
+An operation that ``wait()`` saw settled by polling leaves the tracker: no entry is claimed
+for an operation already settled.
 
 **Failures.**
 
@@ -68,11 +79,12 @@ claim, the next kept event that fits is tried, else the operation waits for a ne
   stream id it read, so nothing published meanwhile is missed (within ``retention``). A
   claim Redis does not answer counts the same: the reader retries from that entry (claiming
   it again tells whether the unanswered claim was made), and a kept event's claim is
-  retried while both the event and the operation are kept; nothing is resolved unclaimed.
-  Meanwhile, ``wait()`` falls back to polling the read endpoints: its outcome is then
-  ``confirmed=False`` with ``fallback_reason`` saying why, and a write flinkey rejected ends
-  in :class:`~flinkey_async.errors.OperationTimeoutError` (polling cannot see a rejection)
-  unless its webhook arrives once Redis is back.
+  retried while the operation is pending, even once the event is no longer kept (such a
+  claim failing while the reader still reads does not count Redis as lost); nothing is
+  resolved unclaimed. Meanwhile, ``wait()`` falls back to polling the read endpoints: its
+  outcome is then ``confirmed=False`` with ``fallback_reason`` saying why, and a write
+  flinkey rejected ends in :class:`~flinkey_async.errors.OperationTimeoutError` (polling
+  cannot see a rejection) unless its webhook arrives once Redis is back.
 * Slow: every command has a deadline (``timeout``; a blocking read ``read_block`` more), so
   a receiver answers 503 and a reader counts Redis as lost, instead of hanging.
 """
@@ -150,12 +162,26 @@ redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[5])
 return {id, rep}
 """
 
-# KEYS: claim. ARGV: owner, ttl (ms). 1 when the entry is the owner's (now or already).
+# KEYS: claim. ARGV: owner, expiry (ms since the epoch: the entry's time + ttl), margin (ms).
+# 1: the entry is the owner's (claimed now, or already); 0: another owner's; -1: too old to
+# be claimed (its claim, which lasts until the expiry, may be gone already).
 _CLAIM: Final = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
+local held = redis.call('GET', KEYS[1])
+if held then
+  if held == ARGV[1] then return 1 end
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= tonumber(ARGV[2]) - tonumber(ARGV[3]) then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
 """
+_CLAIMED: Final = 1
+_TOO_OLD: Final = -1
+#: The claims' safety margin (ms) at most: an entry this close to its claim's expiry is not
+#: claimed any more.
+_CLAIM_MARGIN_MS: Final = 1000
 
 _T = TypeVar("_T")
 
@@ -173,7 +199,7 @@ class _Record(NamedTuple):
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -423,14 +449,26 @@ class RedisWebhookBus:
         return f"{{{self.prefix}}}:claim:{entry_id}"
 
     async def claim(self, entry_id: str, owner: str, ttl: float) -> bool:
-        """Claim stream entry ``entry_id`` for ``owner`` (``SET NX PX``, for ``ttl`` seconds):
-        True when it is ``owner``'s (claimed now, or already), False when another owner holds
-        it. Raises :class:`~flinkey_async.errors.RedisUnavailableError` when Redis does not
-        answer (the claim may or may not have been made: claiming again tells)."""
+        """Claim stream entry ``entry_id`` for ``owner``, until ``ttl`` seconds after the
+        entry's own time (the milliseconds of its id; ``PXAT``): True when it is ``owner``'s
+        (claimed now, or already), False when another owner holds it or when the entry is too
+        old to be claimed (Redis's clock is past that time less a margin: 1 s, or a tenth of
+        ``ttl`` if less). Raises :class:`~flinkey_async.errors.RedisUnavailableError` when
+        Redis does not answer (the claim may or may not have been made: claiming again
+        tells)."""
+        return await self._claim(entry_id, owner, ttl) == _CLAIMED
+
+    async def _claim(self, entry_id: str, owner: str, ttl: float) -> int:
+        """:meth:`claim`'s answer: 1 (``owner``'s), 0 (another's) or -1 (too old)."""
+        ttl_ms = max(1, round(ttl * 1000))
         keys = [self.claim_key(entry_id)]
-        args: list[str | int] = [owner, max(1, round(ttl * 1000))]
+        args: list[str | int] = [
+            owner,
+            _id_key(entry_id)[0] + ttl_ms,
+            min(_CLAIM_MARGIN_MS, ttl_ms // 10),
+        ]
         reply = await self._call("a claim", self._claim_script(keys=keys, args=args))
-        return int(reply) == 1
+        return int(reply)
 
     async def last_id(self) -> str:
         """The id of the stream's newest entry (``"0-0"`` when it is empty)."""
@@ -481,12 +519,24 @@ def _entries(reply: Any) -> list[tuple[Any, Any]]:
 
 
 def _entry(raw_id: Any, fields: Any) -> _Record:
+    """One entry of a read; one that cannot be read (whatever it holds) is skipped, with a
+    warning (``event`` None): it must not stop the reader."""
     entry_id = _text(raw_id)
+    try:
+        return _parse_entry(entry_id, fields)
+    except Exception as exc:
+        logger.warning(
+            "skipped stream entry %s: unreadable (%s: %s)", entry_id, type(exc).__name__, exc
+        )
+        return _Record(entry_id, None, False)
+
+
+def _parse_entry(entry_id: str, fields: Any) -> _Record:
     if not isinstance(fields, dict) or fields.get(b"v") != _FORMAT:
         logger.warning("skipped stream entry %s: not a webhook entry of format 1", entry_id)
         return _Record(entry_id, None, False)
     repeat = fields.get(b"repeat") == b"1"
-    kind_text = _text(fields.get(b"kind", b""))
+    kind_text = _text(fields.get(b"kind", b""))  # (not UTF-8: no kind of ours)
     kind = kind_text if kind_text in KINDS else None
     try:
         event = parse_body(fields.get(b"body", b""), kind, _MAX_ENTRY_BYTES)
@@ -498,14 +548,21 @@ def _entry(raw_id: Any, fields: Any) -> _Record:
 
 class _StreamRef:
     """Where an event kept as an orphan came from: its stream entry, whether that was a
-    repeated delivery, and whether another tracker holds the entry's claim."""
+    repeated delivery, whether this tracker cannot claim the entry (``taken``: another
+    tracker holds the claim, or the entry is too old), and whether it settled one of this
+    tracker's operations (``used``, once claimed)."""
 
-    __slots__ = ("entry_id", "repeat", "taken")
+    __slots__ = ("entry_id", "repeat", "taken", "used")
 
     def __init__(self, entry_id: str, repeat: bool) -> None:
         self.entry_id = entry_id
         self.repeat = repeat
         self.taken = False
+        self.used = False
+
+
+#: A kept event that may report an operation: its token in the orphans, the event, its source.
+_Kept = tuple[int, AssignmentEvent, object]
 
 
 def _redelivered(event: AssignmentEvent, source: _StreamRef, entry: _Entry) -> bool:
@@ -535,8 +592,10 @@ class SharedTracker(OperationTracker):
 
     When Redis is lost, ``wait()`` polls the read endpoints instead (``poll_interval``
     doubling up to ``max_poll_interval``) while still listening; its outcome then has
-    ``confirmed=False`` and ``fallback_reason`` set. The reader reconnects with backoff and
-    resumes after the last entry it read. :attr:`available` tells the state.
+    ``confirmed=False`` and ``fallback_reason`` set, and the operation leaves the tracker (no
+    later entry is claimed for it). The reader reconnects with backoff and resumes after the
+    last entry it read, as does a tracker started again after :meth:`aclose`.
+    :attr:`available` tells the state.
 
     Args:
         bus: where the events are read.
@@ -609,6 +668,7 @@ class SharedTracker(OperationTracker):
         self._close_bus = close_bus
         self._task: asyncio.Task[None] | None = None
         self._last_id = "0-0"
+        self._read_before = False  # started once: a restart resumes after _last_id
         self._down: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
         self._reason: str | None = "not started"
@@ -617,8 +677,13 @@ class SharedTracker(OperationTracker):
         # one claim at a time: its check, the claim and the settling are one step
         self._claiming = asyncio.Lock()
         self._adopting: set[asyncio.Task[None]] = set()
-        #: Seconds a claim of an entry is kept: twice the retention (or the lookback, if
-        #: longer) plus ``orphan_ttl``, longer than an entry is read or kept as an orphan.
+        # id(op) -> (its entry, the kept event whose claim is unanswered or in flight): taken
+        # up again by start() when aclose() cancelled the claiming task
+        self._held: dict[int, tuple[_Entry, _Kept]] = {}
+        #: Seconds after an entry's own time (its id's milliseconds) its claim is kept: twice
+        #: the retention (or the lookback, if longer) plus ``orphan_ttl``. An entry is not
+        #: claimed any more (skipped as too old) once nearly that old, however long the
+        #: stream keeps it.
         self.claim_ttl = 2 * max(bus.retention, self.lookback) + orphan_ttl
         #: Stream entries read so far.
         self.entries_read = 0
@@ -683,7 +748,9 @@ class SharedTracker(OperationTracker):
         await self.aclose()
 
     async def start(self) -> None:
-        """Check Redis and start reading the stream, ``lookback`` seconds back.
+        """Check Redis and start reading the stream, ``lookback`` seconds back. Started again
+        after :meth:`aclose`, it resumes after the last entry it read instead (an entry is
+        read once), and claims the kept events of its pending operations again.
 
         Raises:
             RedisUnavailableError: Redis does not answer (the bus is closed then, when the
@@ -697,9 +764,11 @@ class SharedTracker(OperationTracker):
             if self._close_bus:
                 await self.bus.aclose()
             raise
-        # reading resumes after _last_id: just before the first millisecond to read
-        first = max(0, now - round(self.lookback * 1000))
-        self._last_id = f"{first - 1}-{_MAX_SEQ}" if first else "0-0"
+        if not self._read_before:
+            # reading resumes after _last_id: just before the first millisecond to read
+            first = max(0, now - round(self.lookback * 1000))
+            self._last_id = f"{first - 1}-{_MAX_SEQ}" if first else "0-0"
+            self._read_before = True
         self._down = asyncio.Event()
         self._progress = asyncio.Event()
         self._claiming = asyncio.Lock()
@@ -707,10 +776,23 @@ class SharedTracker(OperationTracker):
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"flinkey SharedTracker reader ({self.bus.where})"
         )
+        self._resume_adoptions()
+
+    def _resume_adoptions(self) -> None:
+        """Claim again (in tasks) the kept events of the pending operations: those whose
+        claiming :meth:`aclose` cancelled, or that were expected while closed."""
+        held, self._held = self._held, {}
+        for entry in list(self._entries.values()):
+            kept = held.get(id(entry.op))
+            if kept is not None and kept[0] is entry:
+                self._start_adoption(entry, kept[1])
+            elif self._orphans:
+                self._claim_orphan(entry)
 
     async def aclose(self) -> None:
-        """Stop reading (pending operations stay pending; their ``wait()`` polls), then
-        close the bus when the tracker owns it."""
+        """Stop reading (pending operations stay pending; their ``wait()`` polls; a claim
+        being made for one is taken up again by :meth:`start`), then close the bus when the
+        tracker owns it."""
         task, self._task = self._task, None
         if task is not None:
             tasks = [task, *self._adopting]
@@ -814,6 +896,20 @@ class SharedTracker(OperationTracker):
             self._signal_progress()
 
     # -- claims --------------------------------------------------------------------------------
+    def _live(self, entry: _Entry) -> bool:
+        """An operation settled otherwise (by polling) is no entry's target any more."""
+        return not entry.op.state.done
+
+    def _waiting(self, entry: _Entry) -> bool:
+        """Whether ``entry`` is still this tracker's pending operation, to settle with an
+        event; one settled otherwise meanwhile (by polling) leaves the tracker."""
+        if self._entries.get(id(entry.op)) is not entry:
+            return False  # settled, discarded or forgotten
+        if entry.op.state.done:
+            self._remove(entry)
+            return False
+        return True
+
     async def _take(self, record: _Record) -> None:
         """Resolve with one stream entry the operation of this tracker it reports, if any,
         once the entry is claimed. Raises
@@ -825,25 +921,54 @@ class SharedTracker(OperationTracker):
         try:
             async with self._claiming:
                 source = _StreamRef(record.id, record.repeat)
-                self._prune(self._clock())
+                now = self._clock()
+                self._prune(now)
                 target = self._target(event)
-                if target is None:  # a duplicate, or unsolicited: kept with its entry
-                    self._resolve(event, source)
+                if target is None:
+                    # Nothing here to resolve: its fingerprint is not remembered, so that a
+                    # later identical event (a repeat) can still be the outcome of a write
+                    # of this tracker's. A repeat is a duplicate; a first delivery is kept.
+                    if record.repeat:
+                        self.duplicates += 1
+                    else:
+                        self._unsolicited(now, event, source)
                 elif _redelivered(event, source, target):
                     self.duplicates += 1
-                elif await self.bus.claim(record.id, self._owner, self.claim_ttl):
-                    self.claims += 1
-                    # (should the operation have gone meanwhile, the event is an orphan of
-                    # this tracker's, which keeps its claim)
-                    self._resolve(event, source)
-                else:  # another tracker's outcome: unsolicited here, not remembered as ours
-                    self.claims_lost += 1
-                    source.taken = True
-                    self._unsolicited(self._clock(), event, source)
+                else:
+                    status = await self.bus._claim(record.id, self._owner, self.claim_ttl)
+                    if status == _CLAIMED:
+                        self.claims += 1
+                        self._settle_claimed(event, source)
+                    elif status == _TOO_OLD:
+                        self._too_old(record.id)
+                    else:  # another tracker's outcome: unsolicited here, not remembered
+                        self.claims_lost += 1
+                        source.taken = True
+                        self._unsolicited(self._clock(), event, source)
         except RedisUnavailableError:
             raise
         except Exception:  # a bug must not stop the reader at this entry for ever
             logger.exception("handling stream entry %s failed; skipped it", record.id)
+
+    def _settle_claimed(self, event: AssignmentEvent, source: _StreamRef) -> None:
+        """Settle the operation of this tracker's that ``event`` (an entry it claimed) reports
+        now, remembering its fingerprint; should the operation have gone while the claim was
+        made, the event is an orphan of this tracker's, which keeps its claim."""
+        target = self._target(event)
+        if target is None or _redelivered(event, source, target):
+            self._unsolicited(self._clock(), event, source)
+            return
+        source.used = True
+        self._seen.put(event.fingerprint, target.identity)
+        self._settle(target, event)
+
+    def _too_old(self, entry_id: str) -> None:
+        logger.warning(
+            "skipped stream entry %s: too old to be claimed (its claim lasts %g s from the "
+            "entry's time); the operation it fits waits for another event",
+            entry_id,
+            self.claim_ttl,
+        )
 
     def _claim_orphan(self, entry: _Entry) -> None:
         """An event kept from the stream settles an operation expected only now once claimed
@@ -853,12 +978,12 @@ class SharedTracker(OperationTracker):
             if not isinstance(source, _StreamRef):
                 self._adopt(entry, token, event)
                 return
-            if not source.taken and not _redelivered(event, source, entry):
+            if not (source.taken or source.used or _redelivered(event, source, entry)):
                 self._start_adoption(entry)
                 return
 
-    def _start_adoption(self, entry: _Entry) -> None:
-        if self._task is None:  # not reading (closed): the operation waits, wait() polls
+    def _start_adoption(self, entry: _Entry, held: _Kept | None = None) -> None:
+        if self._task is None:  # not reading (closed): start() claims it
             return
         try:
             loop = asyncio.get_running_loop()
@@ -868,45 +993,84 @@ class SharedTracker(OperationTracker):
             )
             return
         task = loop.create_task(
-            self._adopt_from_stream(entry), name=f"flinkey SharedTracker claim ({self.bus.where})"
+            self._adopt_from_stream(entry, held),
+            name=f"flinkey SharedTracker claim ({self.bus.where})",
         )
         self._adopting.add(task)
         task.add_done_callback(self._adopting.discard)
 
-    async def _adopt_from_stream(self, entry: _Entry) -> None:
-        """Claim the kept events that can report ``entry``'s operation, oldest first, and
-        settle it with the first one claimed. One another tracker claimed is passed over
-        (the operation waits on for another event); one Redis did not answer for is tried
-        again with backoff while both the event and the operation are kept."""
+    async def _adopt_from_stream(self, entry: _Entry, held: _Kept | None = None) -> None:
+        """Claim the kept events that can report ``entry``'s operation, oldest first (after
+        ``held``, a claim that got no answer before), and settle it with the first one
+        claimed. One another tracker claimed is passed over (the operation waits on for
+        another event); one Redis did not answer for is tried again with backoff while the
+        operation is pending, even once the event is no longer kept (it is known to be in
+        the stream: nothing else reads it again). An error is logged, never raised."""
+        key = id(entry.op)
+        try:
+            await self._adopt_loop(entry, held)
+        except asyncio.CancelledError:
+            raise  # (closed: start() takes the claim in flight, kept in _held, up again)
+        except Exception:
+            logger.exception("claiming a kept event for the %s failed", entry.op.describe())
+        kept = self._held.get(key)
+        if kept is not None and kept[0] is entry:
+            del self._held[key]
+
+    async def _adopt_loop(self, entry: _Entry, held: _Kept | None) -> None:
         tried: set[int] = set()
         backoff = _BACKOFF_FIRST
+        warned = False
         while True:
             async with self._claiming:
                 self._prune(self._clock())
-                if self._entries.get(id(entry.op)) is not entry:
-                    return  # settled otherwise, discarded or forgotten meanwhile
-                found = next((f for f in self._orphans_for(entry) if f[0] not in tried), None)
-                if found is None:
+                if not self._waiting(entry):
                     return
+                if held is not None:  # its claim got no answer: still the one to make?
+                    by_id, creates = self._candidates(held[1])
+                    found: _Kept | None = held if entry in by_id or entry in creates else None
+                    held = None
+                else:
+                    found = next((f for f in self._orphans_for(entry) if f[0] not in tried), None)
+                    if found is None:
+                        return
+                if found is None:
+                    continue
                 token, event, source = found
                 tried.add(token)
                 if not isinstance(source, _StreamRef):
                     self._adopt(entry, token, event)
                     return
-                if source.taken or _redelivered(event, source, entry):
+                if source.taken or source.used or _redelivered(event, source, entry):
                     continue
+                self._held[id(entry.op)] = (entry, found)  # in flight: see aclose()
                 try:
-                    claimed = await self.bus.claim(source.entry_id, self._owner, self.claim_ttl)
+                    status = await self.bus._claim(source.entry_id, self._owner, self.claim_ttl)
                 except RedisUnavailableError as exc:
-                    self._mark_down(str(exc))
-                    tried.discard(token)
+                    # The reader tells whether Redis is lost: a claim failing alone does not
+                    # make the waits poll. The same claim is made again (claiming tells
+                    # whether this one was made).
+                    log = logger.debug if warned or not self.available else logger.warning
+                    log(
+                        "the claim of stream entry %s for the %s got no answer (%s); retrying",
+                        source.entry_id,
+                        entry.op.describe(),
+                        exc,
+                    )
+                    warned = True
+                    held = found
                 else:
-                    if not claimed:
-                        self.claims_lost += 1
+                    self._held.pop(id(entry.op), None)
+                    if status != _CLAIMED:
+                        if status == _TOO_OLD:
+                            self._too_old(source.entry_id)
+                        else:
+                            self.claims_lost += 1
                         source.taken = True
                         continue
                     self.claims += 1
-                    if self._entries.get(id(entry.op)) is entry:
+                    if self._waiting(entry):
+                        source.used = True
                         self._adopt(entry, token, event)
                     return  # (else the event stays an orphan of this tracker's, claimed)
             await asyncio.sleep(backoff)
@@ -915,7 +1079,8 @@ class SharedTracker(OperationTracker):
     # -- waiting -------------------------------------------------------------------------------
     async def wait(self, op: PendingOperation, timeout: float | None = 30.0) -> OperationOutcome:  # noqa: ASYNC109
         """The outcome of ``op``: confirmed by its webhook (from any process), or, while Redis
-        is unavailable, observed by polling (``confirmed=False``, ``fallback_reason`` set).
+        is unavailable, observed by polling (``confirmed=False``, ``fallback_reason`` set;
+        ``op`` then leaves the tracker, so that no later entry is claimed for it).
 
         Raises:
             OperationFailedError: flinkey reported a failure (or polling proved one).
@@ -986,3 +1151,5 @@ class SharedTracker(OperationTracker):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if state.done:  # settled by polling: no entry is claimed for it any more
+                self.discard(op)

@@ -293,6 +293,12 @@ class OperationTracker:
     def _fits(self, entry: _Entry, event: AssignmentEvent) -> bool:
         return not self.strict_checksum or entry.op.checksum == event.checksum
 
+    def _live(self, entry: _Entry) -> bool:
+        """Whether an event may still settle ``entry``'s operation: always here (it leaves
+        the tracker when settled); a subclass whose operations may be settled otherwise
+        (by polling) passes those over."""
+        return True
+
     def _candidates(self, event: AssignmentEvent) -> tuple[list[_Entry], list[_Entry]]:
         """Pending operations the event can report: (by assignment id, by create key)."""
         by_id: list[_Entry] = []
@@ -302,14 +308,16 @@ class OperationTracker:
             by_id = [
                 e
                 for e in self._by_id.get((customer, event.assignment_id), ())
-                if e.op.kind in event.possible_kinds and self._fits(e, event)
+                if e.op.kind in event.possible_kinds and self._fits(e, event) and self._live(e)
             ]
         if "create" in event.possible_kinds and not (
             event.assignment_id is not None and (customer, event.assignment_id) in self._created_ids
         ):
             key = event.create_key
             if key is not None:
-                creates = [e for e in self._creates.get(key, ()) if self._fits(e, event)]
+                creates = [
+                    e for e in self._creates.get(key, ()) if self._fits(e, event) and self._live(e)
+                ]
         return by_id, creates
 
     def _match(self, event: AssignmentEvent) -> _Entry | None:
@@ -329,7 +337,7 @@ class OperationTracker:
         elif isinstance(target, int):
             bucket = self._by_id.get((customer, target))
         for entry in bucket or ():
-            if entry.identity == identity:
+            if entry.identity == identity and self._live(entry):
                 return entry
         return None
 
