@@ -37,7 +37,7 @@ def prefix() -> str:
     return f"c-{secrets.token_hex(5)}"
 
 
-def create_op() -> PendingOperation:
+def create_op(**options: Any) -> PendingOperation:
     """A create of (car 7, user 9, START, END): every call is an identical request."""
     return PendingOperation(
         kind="create",
@@ -47,6 +47,7 @@ def create_op() -> PendingOperation:
         checksum=CHECKSUM,
         sent_at=datetime.now(UTC),
         create_key=create_key(1, 7, 9, START, END),
+        **options,
     )
 
 
@@ -116,6 +117,20 @@ async def on_one_stream(
         trackers(url, key, count, **options) as started,
     ):
         yield bus, started
+
+
+def add_user(admin: redis.Redis, name: str) -> None:
+    """A Redis user ``name`` (password ``pw``) allowed everything, so that the default user's
+    rights can be taken away from the trackers alone."""
+    admin.acl_setuser(
+        name,
+        enabled=True,
+        reset=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        categories=["+@all"],
+    )
 
 
 async def claims_of(url: str, bus: RedisWebhookBus) -> dict[str, str]:
@@ -310,15 +325,7 @@ async def test_a_claim_redis_refuses_is_retried_from_its_entry_until_it_is_made(
     url = own_redis_server.url
     admin = redis.Redis(host="127.0.0.1", port=own_redis_server.port)
     try:
-        admin.acl_setuser(
-            "publisher",
-            enabled=True,
-            reset=True,
-            passwords=["+pw"],
-            keys=["*"],
-            channels=["*"],
-            categories=["+@all"],
-        )
+        add_user(admin, "publisher")
         publisher_url = f"redis://publisher:pw@127.0.0.1:{own_redis_server.port}/0"
         async with (
             RedisWebhookBus.from_url(publisher_url, prefix=key) as bus,
@@ -489,16 +496,7 @@ def polled_create(assignment_id: int) -> PendingOperation:
     async def probe(op: PendingOperation) -> tuple[OperationOutcome | None, str]:
         return OperationOutcome(op, assignment_id, False), "seen"
 
-    return PendingOperation(
-        kind="create",
-        customer_id=1,
-        assignment_id=None,
-        body={},
-        checksum=CHECKSUM,
-        sent_at=datetime.now(UTC),
-        create_key=create_key(1, 7, 9, START, END),
-        probe=probe,
-    )
+    return create_op(probe=probe)
 
 
 async def test_an_operation_settled_by_polling_claims_no_later_entry(
@@ -582,15 +580,7 @@ async def test_an_entry_outliving_its_claim_resolves_no_second_operation(
     url = own_redis_server.url
     port = own_redis_server.port
     admin = redis.Redis(host="127.0.0.1", port=port)
-    admin.acl_setuser(
-        "bob",
-        enabled=True,
-        reset=True,
-        passwords=["+pw"],
-        keys=["*"],
-        channels=["*"],
-        categories=["+@all"],
-    )
+    add_user(admin, "bob")
     options: dict[str, Any] = {"prefix": key, "retention": 0.2, "orphan_ttl": 0.1}
     options.update(timeout=0.5, read_block=0.1, lookback=0.0)
     try:

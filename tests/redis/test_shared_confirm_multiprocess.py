@@ -79,6 +79,18 @@ def plan(writer: int, count: int) -> list[str]:
     return units
 
 
+def sandbox_client(url: str, tracker: SharedTracker) -> FlinkeyClient:
+    """A client of the sandbox's customer 1 (password grant), confirming through ``tracker``."""
+    return FlinkeyClient(
+        "sandbox-api-key",
+        1,
+        username="manager@example.com",
+        password="sandbox-password",
+        base_url=url,
+        tracker=tracker,
+    )
+
+
 async def writer_main(args: dict[str, Any]) -> None:
     writer: int = args["writer"]
     out = sys.stdout
@@ -86,14 +98,7 @@ async def writer_main(args: dict[str, Any]) -> None:
         SharedTracker.connect(
             args["redis"], prefix=args["prefix"], max_orphans=5000, read_block=0.5
         ) as tracker,
-        FlinkeyClient(
-            "sandbox-api-key",
-            1,
-            username="manager@example.com",
-            password="sandbox-password",
-            base_url=args["sandbox"],
-            tracker=tracker,
-        ) as client,
+        sandbox_client(args["sandbox"], tracker) as client,
     ):
         slots = asyncio.Semaphore(12)
 
@@ -174,14 +179,7 @@ async def twin_main(args: dict[str, Any]) -> None:
 
     async with (
         SharedTracker.connect(args["redis"], prefix=args["prefix"], read_block=0.5) as tracker,
-        FlinkeyClient(
-            "sandbox-api-key",
-            1,
-            username="manager@example.com",
-            password="sandbox-password",
-            base_url=args["sandbox"],
-            tracker=tracker,
-        ) as client,
+        sandbox_client(args["sandbox"], tracker) as client,
     ):
         out.write("ready\n")
         out.flush()

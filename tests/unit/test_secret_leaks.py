@@ -248,6 +248,16 @@ def echo_headers(status: int, where: str) -> Any:
     return handler
 
 
+async def get_raises(server: RecordingServer, expected: type[Exception]) -> Exception:
+    """What ``assignments.get(1)`` raises, with a static token ``ISSUED``."""
+    async with FlinkeyClient(
+        API_KEY, CUSTOMER_ID, token=ISSUED, base_url=server.url, retry=FAST
+    ) as client:
+        with pytest.raises(expected) as info:
+            await client.assignments.get(1)
+    return info.value
+
+
 @pytest.mark.parametrize(
     ("status", "where", "expected"),
     [
@@ -264,12 +274,7 @@ async def test_an_api_error_echoing_the_request_headers_shows_no_credential(
     """Any answer of the API, not only the token endpoint's, may quote what it was sent: the
     API key and the bearer token are masked in the error, and no frame keeps the body."""
     server.on("GET", "/assignments/1", echo_headers(status, where))
-    async with FlinkeyClient(
-        API_KEY, CUSTOMER_ID, token=ISSUED, base_url=server.url, retry=FAST
-    ) as client:
-        with pytest.raises(FlinkeyApiError) as info:
-            await client.assignments.get(1)
-    error = info.value
+    error = await get_raises(server, FlinkeyApiError)
     assert isinstance(error, expected)
     assert "***" in str(error) and str(CUSTOMER_ID) in str(error)  # the rest is still there
     assert_no_secret(everything(error))
@@ -296,13 +301,8 @@ async def test_a_2xx_answer_that_is_no_model_and_quotes_the_headers_shows_no_cre
     """A 200 whose body is a page quoting the request, not an assignment: the DecodeError's
     text and excerpt mask the API key and the token."""
     server.on("GET", "/assignments/1", echo_headers(200, "text"))
-    async with FlinkeyClient(
-        API_KEY, CUSTOMER_ID, token=ISSUED, base_url=server.url, retry=FAST
-    ) as client:
-        with pytest.raises(DecodeError) as info:
-            await client.assignments.get(1)
-    error = info.value
-    assert error.excerpt is not None and "***" in error.excerpt
+    error = await get_raises(server, DecodeError)
+    assert isinstance(error, DecodeError) and error.excerpt is not None and "***" in error.excerpt
     assert_no_secret(everything(error))
 
 
