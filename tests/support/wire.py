@@ -1,7 +1,9 @@
-"""Helpers of the per-resource wire tests: a client for the recording server, and the checks
-of what every request must (and must not) carry."""
+"""Helpers of the wire tests: clients for the recording server (static token, password grant),
+and the checks of what every request must (and must not) carry."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -12,6 +14,19 @@ from tests.support.recording import API_KEY, CUSTOMER_ID, TOKEN, Recorded, Recor
 def client_for(server: RecordingServer) -> FlinkeyClient:
     """A client with a static token, talking to ``server``."""
     return FlinkeyClient(API_KEY, CUSTOMER_ID, token=TOKEN, base_url=server.url)
+
+
+def grant_client(server: RecordingServer, password: str, **options: Any) -> FlinkeyClient:
+    """A client with the password grant (manager ``manager@example.com``), talking to
+    ``server``; ``options`` are the client's."""
+    return FlinkeyClient(
+        API_KEY,
+        CUSTOMER_ID,
+        username="manager@example.com",
+        password=password,
+        base_url=server.url,
+        **options,
+    )
 
 
 def no_content(_: web.Request, __: Recorded) -> web.Response:

@@ -39,6 +39,7 @@ from flinkey_async.errors import (
     ValidationError,
 )
 from flinkey_async.webhooks import OperationTracker
+from tests.support import wire
 from tests.support.recording import (
     API_KEY,
     CUSTOMER_ID,
@@ -60,14 +61,7 @@ def token_client(server: RecordingServer, **kw: Any) -> FlinkeyClient:
 
 
 def grant_client(server: RecordingServer, **kw: Any) -> FlinkeyClient:
-    return FlinkeyClient(
-        API_KEY,
-        CUSTOMER_ID,
-        username="manager@example.com",
-        password=PASSWORD,
-        base_url=server.url,
-        **kw,
-    )
+    return wire.grant_client(server, PASSWORD, **kw)
 
 
 @pytest.fixture

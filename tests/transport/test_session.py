@@ -24,6 +24,7 @@ from flinkey_async.errors import (
     ServerError,
     TransportError,
 )
+from tests.support import wire
 from tests.support.recording import (
     API_KEY,
     CUSTOMER_ID,
@@ -40,14 +41,7 @@ FAST = RetryPolicy(max_retries=3, backoff_base=0.001, backoff_max=0.01, jitter=0
 
 
 def grant_client(server: RecordingServer, **kw: Any) -> FlinkeyClient:
-    return FlinkeyClient(
-        API_KEY,
-        CUSTOMER_ID,
-        username="manager@example.com",
-        password=PASSWORD,
-        base_url=server.url,
-        **kw,
-    )
+    return wire.grant_client(server, PASSWORD, **kw)
 
 
 def ok(_: web.Request, __: Recorded) -> web.Response:

@@ -31,6 +31,7 @@ from flinkey_async.errors import (
 )
 from flinkey_async.sandbox import Sandbox, SandboxConfig
 from flinkey_async.webhooks import ASGIWebhookReceiver
+from tests.support import wire
 from tests.support.leaks import everything
 from tests.support.recording import API_KEY, CUSTOMER_ID, Recorded, RecordingServer
 
@@ -72,14 +73,7 @@ def assert_no_secret(text: str) -> None:
 
 
 def grant_client(server: RecordingServer) -> FlinkeyClient:
-    return FlinkeyClient(
-        API_KEY,
-        CUSTOMER_ID,
-        username="manager@example.com",
-        password=PASSWORD,
-        base_url=server.url,
-        retry=FAST,
-    )
+    return wire.grant_client(server, PASSWORD, retry=FAST)
 
 
 async def refused_twice(server: RecordingServer) -> list[BaseException]:
