@@ -896,10 +896,6 @@ class SharedTracker(OperationTracker):
             self._signal_progress()
 
     # -- claims --------------------------------------------------------------------------------
-    def _live(self, entry: _Entry) -> bool:
-        """An operation settled otherwise (by polling) is no entry's target any more."""
-        return not entry.op.state.done
-
     def _waiting(self, entry: _Entry) -> bool:
         """Whether ``entry`` is still this tracker's pending operation, to settle with an
         event; one settled otherwise meanwhile (by polling) leaves the tracker."""

@@ -293,14 +293,9 @@ class OperationTracker:
     def _fits(self, entry: _Entry, event: AssignmentEvent) -> bool:
         return not self.strict_checksum or entry.op.checksum == event.checksum
 
-    def _live(self, entry: _Entry) -> bool:
-        """Whether an event may still settle ``entry``'s operation: always here (it leaves
-        the tracker when settled); a subclass whose operations may be settled otherwise
-        (by polling) passes those over."""
-        return True
-
     def _candidates(self, event: AssignmentEvent) -> tuple[list[_Entry], list[_Entry]]:
-        """Pending operations the event can report: (by assignment id, by create key)."""
+        """Pending operations the event can report: (by assignment id, by create key). One
+        settled otherwise meanwhile (by polling) is none: the event may be another's."""
         by_id: list[_Entry] = []
         creates: list[_Entry] = []
         customer = event.customer_id
@@ -308,7 +303,9 @@ class OperationTracker:
             by_id = [
                 e
                 for e in self._by_id.get((customer, event.assignment_id), ())
-                if e.op.kind in event.possible_kinds and self._fits(e, event) and self._live(e)
+                if e.op.kind in event.possible_kinds
+                and self._fits(e, event)
+                and not e.op.state.done
             ]
         if "create" in event.possible_kinds and not (
             event.assignment_id is not None and (customer, event.assignment_id) in self._created_ids
@@ -316,7 +313,9 @@ class OperationTracker:
             key = event.create_key
             if key is not None:
                 creates = [
-                    e for e in self._creates.get(key, ()) if self._fits(e, event) and self._live(e)
+                    e
+                    for e in self._creates.get(key, ())
+                    if self._fits(e, event) and not e.op.state.done
                 ]
         return by_id, creates
 
@@ -337,7 +336,7 @@ class OperationTracker:
         elif isinstance(target, int):
             bucket = self._by_id.get((customer, target))
         for entry in bucket or ():
-            if entry.identity == identity and self._live(entry):
+            if entry.identity == identity and not entry.op.state.done:
                 return entry
         return None
 
