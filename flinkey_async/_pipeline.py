@@ -59,14 +59,7 @@ from ._sending import current_mark
 from ._validate import check_seconds
 from ._version import __version__
 from ._wire import API_KEY_HEADER, AUTHORIZATION_HEADER, CUSTOMER_ID_HEADER, dumps
-from .auth import (
-    Secret,
-    TokenProvider,
-    TokenResponse,
-    mask_secrets,
-    parse_token_response,
-    redacted,
-)
+from .auth import Secret, TokenProvider, TokenResponse, parse_token_response, redacted
 from .errors import (
     BadRequestError,
     ClientClosedError,
@@ -958,9 +951,7 @@ class Pipeline:
                         except DecodeError as exc:
                             # The body may quote the request: its excerpt masks the credentials.
                             body = b""
-                            masked = _masked_decode_error(
-                                exc, (self._api_key,) if token is None else (self._api_key, token)
-                            )
+                            masked = redacted(exc, self._credentials(token))
                         raise masked
                     path = _path_text(segments)
                     if 300 <= status < 400:
@@ -974,7 +965,7 @@ class Pipeline:
                     # the error masks the credentials, and no frame keeps the body.
                     api_error = redacted(
                         from_response(status, response_headers, body, method=method, path=path),
-                        (self._api_key,) if token is None else (self._api_key, token),
+                        self._credentials(token),
                     )
                     body = b""
                     del resp  # (whose _body is the answer too)
@@ -1014,6 +1005,10 @@ class Pipeline:
             counter._inflight -= inflight
             if not counter._inflight and counter._idle is not None:
                 counter._idle.set()
+
+    def _credentials(self, token: Secret | None) -> tuple[Secret, ...]:
+        """What a request carried that an answer quoting it must not show."""
+        return (self._api_key,) if token is None else (self._api_key, token)
 
     def _lost(self, method: str, segments: Sequence[str | int], what: str) -> TransportError:
         if method in _WRITE_METHODS:
@@ -1101,16 +1096,6 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: b
             )
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _masked_decode_error(error: DecodeError, secrets: Sequence[Secret]) -> DecodeError:
-    """A copy of ``error`` (without its traceback and chained exceptions) whose text and
-    excerpt show none of ``secrets``."""
-    masked = copy.copy(error)
-    if masked.excerpt is not None:
-        masked.excerpt = mask_secrets(masked.excerpt, secrets)
-    masked.args = tuple(mask_secrets(a, secrets) if isinstance(a, str) else a for a in error.args)
-    return masked
 
 
 def _token_json(body: bytes) -> Any:

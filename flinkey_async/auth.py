@@ -388,7 +388,7 @@ class PasswordGrant:
 
 # -- masking what a server echoes ----------------------------------------------------------
 
-_E = TypeVar("_E", bound=FlinkeyApiError)
+_E = TypeVar("_E", bound=FlinkeyApiError | DecodeError)
 _PERCENT = re.compile("%[0-9A-F]{2}")
 
 
@@ -445,12 +445,19 @@ def mask_secrets(text: str, secrets: Sequence[Secret]) -> str:
 
 
 def redacted(error: _E, secrets: Sequence[Secret]) -> _E:
-    """A copy of ``error`` (without its traceback and chained exceptions) whose message and
-    trace id show none of ``secrets``: for the answers to requests that carry a credential
-    in their body, which a server may echo."""
+    """A copy of ``error`` (without its traceback and chained exceptions) that shows none of
+    ``secrets``, for answers a server may have written quoting the request: an API error's
+    message and trace id, a :class:`~flinkey_async.errors.DecodeError`'s text and excerpt."""
     copied = copy.copy(error)
-    copied.message = mask_secrets(error.message, secrets)
-    if error.trace_id is not None:
-        copied.trace_id = mask_secrets(error.trace_id, secrets)
-    copied.args = (copied._describe(),)
+    if isinstance(copied, FlinkeyApiError):
+        copied.message = mask_secrets(copied.message, secrets)
+        if copied.trace_id is not None:
+            copied.trace_id = mask_secrets(copied.trace_id, secrets)
+        copied.args = (copied._describe(),)
+    else:
+        if copied.excerpt is not None:
+            copied.excerpt = mask_secrets(copied.excerpt, secrets)
+        copied.args = tuple(
+            mask_secrets(a, secrets) if isinstance(a, str) else a for a in copied.args
+        )
     return copied
