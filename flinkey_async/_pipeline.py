@@ -725,11 +725,12 @@ class Pipeline:
         each wait (a retry that would start after it is not made). This is the hot path of every
         call, written as one coroutine: each level of ``await`` costs on every resumption.
         """
-        if self._closed_flag or self._root._closed_flag:
+        root = self._root  # (self for a client, the client's pipeline for a view)
+        if self._closed_flag or root._closed_flag:
             raise ClientClosedError("this FlinkeyClient is closed")
         # The clock of the loop the client's session works on, kept: asyncio.get_running_loop()
         # costs a getpid() system call per call on CPython 3.11 (its fork check).
-        clock = self._root._clock or self._loop_clock()
+        clock = root._clock or self._loop_clock()
         deadline_at = None if self.deadline is None else clock() + self.deadline
         attempt = 0
         refreshed = False
@@ -741,13 +742,11 @@ class Pipeline:
         # that count, and one nobody waits for any more is cancelled by closing at once.
         # (counted on the root: closing the client waits for its views' calls too)
         inflight = 1 if authenticate else 0
-        counter = self._root
-        counter._inflight += inflight
+        root._inflight += inflight
         try:
             while True:
                 token: Secret | None = None
                 if authenticate:
-                    root = self._root
                     provider = self.token_provider
                     # The provider's cached token is the one last seen (by identity: no string
                     # holding a token is kept in this frame, whose locals a traceback may show).
@@ -779,7 +778,6 @@ class Pipeline:
                 sent_at = clock() if debug else 0.0
                 answer = 0
                 try:
-                    root = self._root
                     http = root._http_session
                     if (
                         http is None
@@ -925,7 +923,7 @@ class Pipeline:
                             f"{method} {_path_text(segments)}: the client was closed while the "
                             "request was in flight"
                         ) from None
-                    given = self._root._http_session
+                    given = root._http_session
                     if given is not None and given.closed:  # the caller's, closed by the caller
                         raise ClientClosedError(
                             f"{method} {_path_text(segments)}: the aiohttp session given to "
@@ -1002,9 +1000,9 @@ class Pipeline:
                 )
                 await _sleep(delay)
         finally:
-            counter._inflight -= inflight
-            if not counter._inflight and counter._idle is not None:
-                counter._idle.set()
+            root._inflight -= inflight
+            if not root._inflight and root._idle is not None:
+                root._idle.set()
 
     def _credentials(self, token: Secret | None) -> tuple[Secret, ...]:
         """What a request carried that an answer quoting it must not show."""
